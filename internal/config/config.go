@@ -1,0 +1,330 @@
+// Package config holds the one typed configuration of Xueliang.
+//
+// Values come from, in increasing precedence: the defaults of Default, a YAML
+// file, and XUELIANG_* environment variables named after the YAML path
+// (http.addr -> XUELIANG_HTTP_ADDR). Load refuses unknown YAML keys and
+// Validate names the field at fault, so a wrong setting stops the start with
+// a message instead of being ignored.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Duration is a time.Duration written as "10s", "5m" in YAML and env.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use a value like 10s or 5m)", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText formats d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole configuration.
+type Config struct {
+	// DataDir holds the database, the signing key and (later) recordings.
+	DataDir string  `yaml:"data_dir"`
+	Log     Log     `yaml:"log"`
+	HTTP    HTTP    `yaml:"http"`
+	Store   Store   `yaml:"store"`
+	Streams Streams `yaml:"streams"`
+	Live    Live    `yaml:"live"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// HTTP configures the API, console and media HTTP server.
+type HTTP struct {
+	Addr string `yaml:"addr"`
+	// PublicURL is the base of URLs handed to clients (e.g.
+	// https://video.example.gov.cn). Empty: derived from each request.
+	PublicURL string `yaml:"public_url"`
+}
+
+// Store configures the database.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite (PostgreSQL comes later)
+	// DSN of the database; for sqlite a file path, default DataDir/xueliang.db.
+	DSN string `yaml:"dsn"`
+}
+
+// Streams configures the stream hub.
+type Streams struct {
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	BackoffMin  Duration `yaml:"backoff_min"`
+	BackoffMax  Duration `yaml:"backoff_max"`
+	ReadTimeout Duration `yaml:"read_timeout"` // no media for this long fails a source
+	// ProbeInterval is how often channels that nobody watches are checked
+	// so that their status stays true; 0 disables probing.
+	ProbeInterval Duration `yaml:"probe_interval"`
+}
+
+// Live configures live-view egress.
+type Live struct {
+	// TokenTTL is the lifetime of signed live URLs.
+	TokenTTL Duration `yaml:"token_ttl"`
+	// WebRTCUDPAddr is the one UDP address of all WebRTC sessions.
+	WebRTCUDPAddr string `yaml:"webrtc_udp_addr"`
+	// WebRTCHosts are extra IPs announced as ICE candidates (NAT 1:1).
+	WebRTCHosts     []string `yaml:"webrtc_hosts"`
+	HLSSegmentCount int      `yaml:"hls_segment_count"`
+	HLSPartDuration Duration `yaml:"hls_part_duration"`
+	// HLSIdleTimeout closes a channel's HLS muxer when nobody requested it
+	// for this long.
+	HLSIdleTimeout Duration `yaml:"hls_idle_timeout"`
+}
+
+// Default returns the embedded defaults: one machine, SQLite, local disk.
+func Default() Config {
+	return Config{
+		DataDir: "./xueliang-data",
+		Log:     Log{Level: "info", Format: "text"},
+		HTTP:    HTTP{Addr: "127.0.0.1:8080"},
+		Store:   Store{Driver: "sqlite"},
+		Streams: Streams{
+			IdleTimeout:   Duration(10 * time.Second),
+			BackoffMin:    Duration(500 * time.Millisecond),
+			BackoffMax:    Duration(30 * time.Second),
+			ReadTimeout:   Duration(10 * time.Second),
+			ProbeInterval: Duration(time.Minute),
+		},
+		Live: Live{
+			TokenTTL:        Duration(5 * time.Minute),
+			WebRTCUDPAddr:   ":8189",
+			HLSSegmentCount: 7,
+			HLSPartDuration: Duration(200 * time.Millisecond),
+			HLSIdleTimeout:  Duration(15 * time.Second),
+		},
+	}
+}
+
+// Load returns the defaults overlaid with the YAML file at path (if path is
+// not empty) and then with the environment (environ is os.Environ() in
+// production). It does not validate; call Validate.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// EnvPrefix starts every environment variable read by Load.
+const EnvPrefix = "XUELIANG_"
+
+// applyEnv sets fields from XUELIANG_* variables named after YAML paths.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, EnvPrefix) {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	known := map[string]bool{}
+	err := walk(reflect.ValueOf(cfg).Elem(), "", func(path string, f reflect.Value) error {
+		name := EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+		known[name] = true
+		v, ok := env[name]
+		if !ok {
+			return nil
+		}
+		if err := setField(f, v); err != nil {
+			return fmt.Errorf("config: %s (from %s): %w", path, name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := range env {
+		if !known[k] {
+			return fmt.Errorf("config: unknown environment variable %s (see `xueliang config` for the known settings)", k)
+		}
+	}
+	return nil
+}
+
+// walk calls fn for every leaf field of v with its dotted YAML path.
+func walk(v reflect.Value, prefix string, fn func(path string, f reflect.Value) error) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		path := tag
+		if prefix != "" {
+			path = prefix + "." + tag
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			if err := walk(f, path, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(path, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setField(f reflect.Value, s string) error {
+	if d, ok := f.Addr().Interface().(*Duration); ok {
+		return d.UnmarshalText([]byte(s))
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", s)
+		}
+		f.SetInt(int64(n))
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", s)
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		var parts []string
+		for p := range strings.SplitSeq(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}
+
+// Validate checks every field and returns an error naming the first field
+// at fault, or all of them joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	if err := validHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "%v", err)
+	}
+	if c.HTTP.PublicURL != "" {
+		u, err := url.Parse(c.HTTP.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("http.public_url", "must be an absolute http(s) URL, got %q", c.HTTP.PublicURL)
+		}
+	}
+	if c.Store.Driver != "sqlite" {
+		bad("store.driver", "must be sqlite (PostgreSQL support is planned), got %q", c.Store.Driver)
+	}
+	positive := func(field string, d Duration) {
+		if d <= 0 {
+			bad(field, "must be positive, got %s", d)
+		}
+	}
+	positive("streams.idle_timeout", c.Streams.IdleTimeout)
+	positive("streams.backoff_min", c.Streams.BackoffMin)
+	positive("streams.read_timeout", c.Streams.ReadTimeout)
+	if c.Streams.ProbeInterval < 0 {
+		bad("streams.probe_interval", "must not be negative (0 disables probing), got %s", c.Streams.ProbeInterval)
+	}
+	if c.Streams.BackoffMax < c.Streams.BackoffMin {
+		bad("streams.backoff_max", "must not be less than streams.backoff_min (%s), got %s", c.Streams.BackoffMin, c.Streams.BackoffMax)
+	}
+	positive("live.token_ttl", c.Live.TokenTTL)
+	if c.Live.TokenTTL > Duration(24*time.Hour) {
+		bad("live.token_ttl", "must be at most 24h (media URLs are short-lived), got %s", c.Live.TokenTTL)
+	}
+	if err := validHostPort(c.Live.WebRTCUDPAddr); err != nil {
+		bad("live.webrtc_udp_addr", "%v", err)
+	}
+	for _, h := range c.Live.WebRTCHosts {
+		if net.ParseIP(h) == nil {
+			bad("live.webrtc_hosts", "%q is not an IP address", h)
+		}
+	}
+	if c.Live.HLSSegmentCount < 3 {
+		bad("live.hls_segment_count", "must be at least 3, got %d", c.Live.HLSSegmentCount)
+	}
+	if c.Live.HLSPartDuration < Duration(100*time.Millisecond) || c.Live.HLSPartDuration > Duration(2*time.Second) {
+		bad("live.hls_part_duration", "must be between 100ms and 2s, got %s", c.Live.HLSPartDuration)
+	}
+	positive("live.hls_idle_timeout", c.Live.HLSIdleTimeout)
+	return errors.Join(errs...)
+}
+
+func validHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", s)
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /") {
+		return fmt.Errorf("bad host in %q", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port in %q", s)
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migration is one step of the schema. The list below is append-only:
+// never edit or reorder an entry that has shipped; add a new one.
+//
+// A migration runs inside a transaction with foreign keys on. SQLite
+// changes that ALTER TABLE cannot do (dropping a constraint, changing a
+// column type) need the 12-step table rebuild, and PRAGMA foreign_keys=OFF
+// has no effect inside a transaction: the first such migration must add a
+// flag here that makes migrate switch foreign keys off around it and run
+// PRAGMA foreign_key_check before commit.
+type migration struct {
+	version int    // strictly increasing, from 1
+	name    string // short, for schema_migrations and errors
+	// sqlite is the SQL for SQLite; it may hold several statements.
+	sqlite string
+	// postgres is the SQL for PostgreSQL; empty until that dialect lands.
+	// Where a statement is the same in both, repeat it: each dialect's
+	// script must stand alone.
+	postgres string
+}
+
+// sql returns the script of m for d.
+func (m migration) sql(d dialect) string {
+	if d == dialectPostgres {
+		return m.postgres
+	}
+	return m.sqlite
+}
+
+// migrations is the ordered, append-only history of the schema.
+//
+// Conventions: times are BIGINT milliseconds since the epoch (UTC); optional
+// references are NULL; enum columns hold model string forms without CHECK
+// constraints. For PostgreSQL, the id columns become
+// BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY and REAL becomes
+// DOUBLE PRECISION.
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "divisions, devices, channels",
+		sqlite: `
+CREATE TABLE divisions (
+	code        TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	level       TEXT NOT NULL,
+	parent_code TEXT REFERENCES divisions (code)
+);
+CREATE INDEX divisions_parent_code_idx ON divisions (parent_code);
+
+CREATE TABLE devices (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	code          TEXT UNIQUE,
+	name          TEXT NOT NULL,
+	kind          TEXT NOT NULL,
+	division_code TEXT REFERENCES divisions (code),
+	manufacturer  TEXT NOT NULL DEFAULT '',
+	model         TEXT NOT NULL DEFAULT '',
+	status        TEXT NOT NULL DEFAULT '',
+	created_at    BIGINT NOT NULL,
+	updated_at    BIGINT NOT NULL
+);
+CREATE INDEX devices_division_code_idx ON devices (division_code);
+
+CREATE TABLE channels (
+	id                INTEGER PRIMARY KEY AUTOINCREMENT,
+	code              TEXT NOT NULL UNIQUE,
+	name              TEXT NOT NULL,
+	device_id         BIGINT REFERENCES devices (id) ON DELETE SET NULL,
+	division_code     TEXT NOT NULL REFERENCES divisions (code),
+	source_url        TEXT NOT NULL DEFAULT '',
+	transport         TEXT NOT NULL DEFAULT 'auto',
+	lat               REAL NOT NULL DEFAULT 0,
+	lng               REAL NOT NULL DEFAULT 0,
+	heading           REAL NOT NULL DEFAULT 0,
+	fov               REAL NOT NULL DEFAULT 0,
+	range_m           REAL NOT NULL DEFAULT 0,
+	status            TEXT NOT NULL DEFAULT 'offline',
+	last_error        TEXT NOT NULL DEFAULT '',
+	reason            TEXT NOT NULL DEFAULT '',
+	status_changed_at BIGINT NOT NULL DEFAULT 0,
+	created_at        BIGINT NOT NULL,
+	updated_at        BIGINT NOT NULL
+);
+CREATE INDEX channels_division_code_idx ON channels (division_code);
+CREATE INDEX channels_status_idx ON channels (status);
+CREATE INDEX channels_device_id_idx ON channels (device_id);
+`,
+	},
+}
+
+// latestVersion is the schema version this binary writes.
+func latestVersion() int { return migrations[len(migrations)-1].version }
+
+// migrate creates schema_migrations if needed and applies every migration
+// newer than the database, each in its own write transaction together with
+// its schema_migrations row.
+func (s *Store) migrate(ctx context.Context) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    BIGINT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	applied_at BIGINT NOT NULL
+)`
+	if _, err := s.w.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("store: migrate: create schema_migrations: %w", err)
+	}
+	var current int
+	err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
+	if err != nil {
+		return fmt.Errorf("store: migrate: read version: %w", err)
+	}
+	if latest := latestVersion(); current > latest {
+		return fmt.Errorf("store: open: %w: the database is at version %d, this binary knows versions up to %d; run a newer xueliang or restore a backup",
+			ErrSchemaTooNew, current, latest)
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			// Another process may have applied it since we read current:
+			// the IMMEDIATE transaction holds the write lock, so this
+			// check and the script are atomic with respect to it.
+			done, err := rowExists(ctx, tx, `SELECT 1 FROM schema_migrations WHERE version = $1`, m.version)
+			if err != nil || done {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, m.sql(s.dialect)); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx,
+				`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.version, m.name, toMillis(s.nowMillis()))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migrate to version %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}

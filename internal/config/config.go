@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Streams Streams `yaml:"streams"`
 	Live    Live    `yaml:"live"`
+
+	// UnknownEnv lists XUELIANG_* variables that name no setting, most
+	// likely typos; the caller logs them (other tools of the project, such
+	// as the benchmarks, use the prefix too, so they are not an error).
+	UnknownEnv []string `yaml:"-"`
 }
 
 // Log configures structured logging.
@@ -67,6 +73,9 @@ type HTTP struct {
 	// PublicURL is the base of URLs handed to clients (e.g.
 	// https://video.example.gov.cn). Empty: derived from each request.
 	PublicURL string `yaml:"public_url"`
+	// Pprof serves Go's profiler at /debug/pprof/ (for operators chasing a
+	// CPU or memory problem; off by default).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Store configures the database.
@@ -181,9 +190,10 @@ func applyEnv(cfg *Config, environ []string) error {
 	}
 	for k := range env {
 		if !known[k] {
-			return fmt.Errorf("config: unknown environment variable %s (see `xueliang config` for the known settings)", k)
+			cfg.UnknownEnv = append(cfg.UnknownEnv, k)
 		}
 	}
+	slices.Sort(cfg.UnknownEnv)
 	return nil
 }
 

@@ -22,7 +22,7 @@ import (
 
 type fakeStreams struct{}
 
-func (fakeStreams) Paths() []streams.PathInfo   { return nil }
+func (fakeStreams) Paths() []streams.PathInfo  { return nil }
 func (fakeStreams) Stream(int64) *media.Stream { return nil }
 
 func newTestServer(t *testing.T) (*httptest.Server, *store.Store) {

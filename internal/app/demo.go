@@ -1,0 +1,153 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/xueliang/xueliang/internal/config"
+	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/sim"
+	"github.com/xueliang/xueliang/internal/store"
+)
+
+// Demo is the platform and a simulated city in one process.
+type Demo struct {
+	App     *App
+	Sim     *sim.Server
+	Cameras []DemoCamera
+}
+
+// DemoOptions configures StartDemo.
+type DemoOptions struct {
+	Config   config.Config // HTTP address, data folder, ...
+	RTSPAddr string        // where the simulated cameras listen; "" = 127.0.0.1:0
+	Logger   *slog.Logger
+}
+
+// StartDemo starts the camera simulator and the platform, and seeds the
+// Qingyuan hierarchy and its cameras into the platform's store. Seeding is
+// idempotent: a second start with the same data folder updates the cameras'
+// addresses and keeps everything else.
+func StartDemo(ctx context.Context, opts DemoOptions) (d *Demo, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d = &Demo{Cameras: DemoCameras()}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	rtspAddr := opts.RTSPAddr
+	if rtspAddr == "" {
+		rtspAddr = "127.0.0.1:0"
+	}
+	scfg := sim.Config{Addr: rtspAddr, Logger: log.With("component", "sim")}
+	for _, c := range d.Cameras {
+		scfg.Cameras = append(scfg.Cameras, sim.Camera{
+			Path: "cam/" + c.Code, Clip: c.Clip, Label: c.Name, Audio: c.Audio,
+			Username: c.Username, Password: c.Password,
+		})
+	}
+	d.Sim = sim.NewServer(scfg)
+	if err := d.Sim.Start(); err != nil {
+		return d, fmt.Errorf("demo: camera simulator: %w", err)
+	}
+	if d.App, err = New(opts.Config, log); err != nil {
+		return d, err
+	}
+	if err := d.App.Start(ctx); err != nil {
+		return d, err
+	}
+	if err := d.seed(ctx); err != nil {
+		return d, fmt.Errorf("demo: seed: %w", err)
+	}
+	return d, nil
+}
+
+// CameraURL returns the RTSP URL of a demo camera, with its credentials.
+func (d *Demo) CameraURL(c DemoCamera) string {
+	u := url.URL{Scheme: "rtsp", Host: d.Sim.Addr(), Path: "/cam/" + c.Code}
+	if c.Username != "" {
+		u.User = url.UserPassword(c.Username, c.Password)
+	}
+	return u.String()
+}
+
+func (d *Demo) seed(ctx context.Context) error {
+	st := d.App.Store()
+	if err := st.UpsertDivisions(ctx, DemoDivisions()); err != nil {
+		return err
+	}
+	for _, c := range d.Cameras {
+		ch, err := st.GetChannelByCode(ctx, c.Code)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			ch = &model.Channel{
+				Code: c.Code, Name: c.Name, DivisionCode: c.Division,
+				Lat: c.Lat, Lng: c.Lng, Heading: c.Heading, FOV: 90, Range: 80,
+				Transport: model.TransportTCP,
+			}
+			ch.SourceURL = d.CameraURL(c)
+			if err := st.CreateChannel(ctx, ch); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			ch.SourceURL = d.CameraURL(c) // the simulator's port changes between runs
+			if err := st.UpdateChannel(ctx, ch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops the platform, then the simulator.
+func (d *Demo) Close() error {
+	var errs []error
+	if d.App != nil {
+		errs = append(errs, d.App.Close())
+	}
+	if d.Sim != nil {
+		errs = append(errs, d.Sim.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// PrintBanner tells the user where to look.
+func (d *Demo) PrintBanner(w io.Writer) {
+	fmt.Fprintf(w, `
+  雪亮 Xueliang demo is running (Ctrl-C to stop)
+
+    console   %s/
+    API       %s/api/v1/channels
+    metrics   %s/metrics
+    cameras   %d simulated cameras of 清远市 (Qingyuan) at rtsp://%s/cam/<code>
+    data      %s
+
+`, d.App.URL(), d.App.URL(), d.App.URL(), len(d.Cameras), d.Sim.Addr(), d.App.cfg.DataDir)
+}
+
+// demoProbeInterval keeps the demo's camera list fresh.
+const demoProbeInterval = 30 * time.Second
+
+// DemoConfig returns the configuration of `xueliang demo`.
+func DemoConfig(httpAddr, dataDir string) config.Config {
+	c := config.Default()
+	if httpAddr != "" {
+		c.HTTP.Addr = httpAddr
+	}
+	if dataDir != "" {
+		c.DataDir = dataDir
+	}
+	c.Streams.ProbeInterval = config.Duration(demoProbeInterval)
+	return c
+}

@@ -1,0 +1,101 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/xueliang/xueliang/internal/media"
+	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/store"
+)
+
+// probeConcurrency bounds the probes in flight, so that a city of RTSP
+// cameras is checked as a trickle, not a storm.
+const probeConcurrency = 8
+
+// probeLoop keeps the status of channels that nobody watches true: every
+// ProbeInterval it opens each idle channel's source until its tracks are
+// known, then closes it again. Channels the hub is streaming already report
+// their own status.
+func (a *App) probeLoop(ctx context.Context) {
+	t := time.NewTimer(time.Second) // first round soon after start
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.probeAll(ctx)
+		t.Reset(a.cfg.Streams.ProbeInterval.D())
+	}
+}
+
+func (a *App) probeAll(ctx context.Context) {
+	sem := make(chan struct{}, probeConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	const page = 500
+	for offset := 0; ; offset += page {
+		chs, err := a.store.ListChannels(ctx, store.ChannelFilter{Limit: page, Offset: offset})
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("probe: list channels", "err", err)
+			}
+			return
+		}
+		for _, ch := range chs {
+			if a.hub.Stream(ch.ID) != nil {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				a.probe(ctx, ch.ID)
+			}()
+		}
+		if len(chs) < page {
+			return
+		}
+	}
+}
+
+// errProbed ends a probe once the source delivered its tracks.
+var errProbed = errors.New("probe done")
+
+func (a *App) probe(ctx context.Context, id int64) {
+	src, err := a.sourceFor(ctx, id)
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pctx, cancelT := context.WithTimeout(pctx, a.cfg.Streams.ReadTimeout.D()+5*time.Second)
+	defer cancelT()
+	ok := false
+	err = src.Run(pctx, func(tracks []*media.Track) *media.Stream {
+		ok = true
+		cancel(errProbed)
+		return media.NewStream(tracks)
+	})
+	if ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	switch {
+	case ok:
+		a.setStatus(id, model.ChannelStatusOnline, "", "", now)
+	case err != nil:
+		a.setStatus(id, model.ChannelStatusOffline, string(media.ReasonOf(err)), err.Error(), now)
+	default: // Run returned nil on the timeout
+		a.setStatus(id, model.ChannelStatusOffline, string(media.ReasonTimeout), "probe: no tracks in time", now)
+	}
+}

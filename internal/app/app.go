@@ -114,7 +114,22 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// With hls_storage: disk, finished LL-HLS segments live in files, so
+	// that a muxer keeps only one GOP in memory. The folder holds nothing
+	// worth keeping.
+	hlsDir := filepath.Join(a.cfg.DataDir, "cache", "hls")
+	if err := os.RemoveAll(hlsDir); err != nil {
+		return fmt.Errorf("app: clear %s: %w", hlsDir, err)
+	}
+	if a.cfg.Live.HLSStorage == "disk" {
+		if err := os.MkdirAll(hlsDir, 0o750); err != nil {
+			return fmt.Errorf("app: %w", err)
+		}
+	} else {
+		hlsDir = ""
+	}
 	a.hls, err = hls.NewServer(hls.Config{
+		Directory:       hlsDir,
 		Hub:             a.hub,
 		Authorize:       a.authorizeHLS,
 		Logger:          a.log,

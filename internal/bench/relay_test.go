@@ -75,10 +75,12 @@ func TestRelayBenchmark(t *testing.T) {
 		if n == slices.Max(ns) {
 			profile = os.Getenv("XUELIANG_BENCH_PROFILE")
 		}
-		x := b.runXueliang(n, profile)
+		x := b.runXueliang(n, "hls", nil, profile)
+		xm := b.runXueliang(n, "hls", []string{"XUELIANG_LIVE_HLS_STORAGE=memory"}, "")
+		xw := b.runXueliang(n, "whep", nil, "")
 		f := b.runFFmpeg(n)
 		s := b.runSocat(n)
-		for _, r := range []result{x, f, s} {
+		for _, r := range []result{x, xm, xw, f, s} {
 			row := fmt.Sprintf("| %d | %s | %.3f | %.1f | %.1f | %s |", n, r.name, r.cpuPerStreamMin, r.rssPerStream/1e6, r.rssMarginal/1e6, r.note)
 			rows = append(rows, row)
 			t.Log(row)
@@ -231,7 +233,7 @@ func (b *bench) measure(pids func() []int, n int) (cpu float64, rss int64) {
 }
 
 // startPlatform runs xueliang serve with channels for n simulator cameras.
-func (b *bench) startPlatform(simAddr string, n int) (base string, pid int, stop func()) {
+func (b *bench) startPlatform(simAddr string, n int, env ...string) (base string, pid int, stop func()) {
 	data := b.t.TempDir()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(data, "xueliang.db")})
@@ -252,8 +254,8 @@ func (b *bench) startPlatform(simAddr string, n int) (base string, pid int, stop
 	}
 	st.Close()
 	port := freePort(b.t)
-	cmd, stop := b.start([]string{"XUELIANG_STREAMS_PROBE_INTERVAL=0s", "XUELIANG_LOG_LEVEL=warn",
-		"XUELIANG_LIVE_WEBRTC_UDP_ADDR=127.0.0.1:0", "XUELIANG_HTTP_PPROF=true"},
+	cmd, stop := b.start(append([]string{"XUELIANG_STREAMS_PROBE_INTERVAL=0s", "XUELIANG_LOG_LEVEL=warn",
+		"XUELIANG_LIVE_WEBRTC_UDP_ADDR=127.0.0.1:0", "XUELIANG_HTTP_PPROF=true"}, env...),
 		b.bin, "serve", "--data", data, "--http", fmt.Sprintf("127.0.0.1:%d", port))
 	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitTCP(b.t, fmt.Sprintf("127.0.0.1:%d", port))
@@ -309,22 +311,43 @@ func newHLSReader(uri string) (*hlsReader, error) {
 	return r, r.c.Start()
 }
 
-func (b *bench) runXueliang(n int, profile string) result {
+func (b *bench) runXueliang(n int, out string, env []string, profile string) result {
 	simAddr, stopSim := b.startSim(n)
 	defer stopSim()
-	base, pid, stop := b.startPlatform(simAddr, n)
+	base, pid, stop := b.startPlatform(simAddr, n, env...)
 	defer stop()
 	time.Sleep(2 * time.Second)
 	idle, _ := procRSS(pid)
 
-	readers := make([]*hlsReader, n)
+	counts := make([]func() int64, n)
 	for i := range n {
-		r, err := newHLSReader(postLive(b.t, base, i+1).HLS)
-		if err != nil {
-			b.t.Fatal(err)
+		l := postLive(b.t, base, i+1)
+		switch out {
+		case "hls":
+			r, err := newHLSReader(l.HLS)
+			if err != nil {
+				b.t.Fatal(err)
+			}
+			defer r.c.Close()
+			counts[i] = r.frames.Load
+		case "whep":
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			cs, err := whep.Dial(ctx, l.WHEP)
+			cancel()
+			if err != nil {
+				b.t.Fatalf("WHEP %d: %v", i+1, err)
+			}
+			defer cs.Close()
+			var frames atomic.Int64
+			go func() {
+				for p := range cs.VideoPackets() {
+					if p.Marker {
+						frames.Add(1)
+					}
+				}
+			}()
+			counts[i] = frames.Load
 		}
-		defer r.c.Close()
-		readers[i] = r
 	}
 	if profile != "" {
 		go func() {
@@ -339,21 +362,37 @@ func (b *bench) runXueliang(n int, profile string) result {
 			io.Copy(f, res.Body)
 			f.Close()
 		}()
+		defer func() {
+			res, err := http.Get(base + "/debug/pprof/heap")
+			if err != nil {
+				return
+			}
+			defer res.Body.Close()
+			f, _ := os.Create(strings.TrimSuffix(profile, ".prof") + ".heap")
+			io.Copy(f, res.Body)
+			f.Close()
+		}()
 	}
 	startFrames := make([]int64, n)
 	time.AfterFunc(b.warmup, func() {
-		for i, r := range readers {
-			startFrames[i] = r.frames.Load()
+		for i, c := range counts {
+			startFrames[i] = c()
 		}
 	})
 	cpu, rss := b.measure(func() []int { return []int{pid} }, n)
 	minFPS := 1e9
-	for i, r := range readers {
-		fps := float64(r.frames.Load()-startFrames[i]) / b.window.Seconds()
-		minFPS = min(minFPS, fps)
+	for i, c := range counts {
+		minFPS = min(minFPS, float64(c()-startFrames[i])/b.window.Seconds())
+	}
+	name := "xueliang (RTSP in, LL-HLS out, segments on disk, 1 reader each)"
+	switch {
+	case out == "whep":
+		name = "xueliang (RTSP in, WebRTC out, 1 WHEP session each)"
+	case len(env) > 0:
+		name = "xueliang (RTSP in, LL-HLS out, segments in memory, 1 reader each)"
 	}
 	return result{
-		name: "xueliang (RTSP in, LL-HLS out, 1 reader each)", cpuPerStreamMin: cpu,
+		name: name, cpuPerStreamMin: cpu,
 		rssPerStream: float64(rss) / float64(n), rssMarginal: float64(rss-idle) / float64(n),
 		note: fmt.Sprintf("slowest reader %.1f fps (source 15 fps); idle RSS %.0f MB", minFPS, float64(idle)/1e6),
 	}

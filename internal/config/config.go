@@ -106,6 +106,11 @@ type Live struct {
 	WebRTCHosts     []string `yaml:"webrtc_hosts"`
 	HLSSegmentCount int      `yaml:"hls_segment_count"`
 	HLSPartDuration Duration `yaml:"hls_part_duration"`
+	// HLSStorage is where finished LL-HLS segments are kept: "disk" (a
+	// cache folder under data_dir; a muxer then holds about one GOP in
+	// memory) or "memory" (about 3x less CPU for writing parts, but all
+	// segments of every muxer in RAM: ~25 MB per 2 Mbit/s stream).
+	HLSStorage string `yaml:"hls_storage"`
 	// HLSIdleTimeout closes a channel's HLS muxer when nobody requested it
 	// for this long.
 	HLSIdleTimeout Duration `yaml:"hls_idle_timeout"`
@@ -129,8 +134,9 @@ func Default() Config {
 			TokenTTL:        Duration(5 * time.Minute),
 			WebRTCUDPAddr:   ":8189",
 			HLSSegmentCount: 7,
-			HLSPartDuration: Duration(200 * time.Millisecond),
+			HLSPartDuration: Duration(500 * time.Millisecond),
 			HLSIdleTimeout:  Duration(15 * time.Second),
+			HLSStorage:      "disk",
 		},
 	}
 }
@@ -322,6 +328,9 @@ func (c *Config) Validate() error {
 		bad("live.hls_part_duration", "must be between 100ms and 2s, got %s", c.Live.HLSPartDuration)
 	}
 	positive("live.hls_idle_timeout", c.Live.HLSIdleTimeout)
+	if c.Live.HLSStorage != "disk" && c.Live.HLSStorage != "memory" {
+		bad("live.hls_storage", "must be disk or memory, got %q", c.Live.HLSStorage)
+	}
 	return errors.Join(errs...)
 }
 

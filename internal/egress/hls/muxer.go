@@ -196,6 +196,8 @@ func (m *muxer) pump(ctx context.Context, stream *media.Stream, reader *media.Re
 		m.startErr = err
 		return err
 	}
+	partMin := s.cfg.PartMinDuration
+	turned, lastTurn := false, time.Duration(0)
 	tick := min(s.cfg.IdleTimeout/4, time.Second)
 	ticker := time.NewTicker(max(tick, 10*time.Millisecond))
 	defer ticker.Stop()
@@ -232,9 +234,18 @@ func (m *muxer) pump(ctx context.Context, stream *media.Stream, reader *media.Re
 					m.id, stream.Tracks()[u.Track].Codec, err)
 			}
 			// Parts end on writes of the leading track (video, or the
-			// first audio track of an audio-only stream).
-			if u.Track == ts.out[0].in && m.partWaiters.Load() > 0 && m.isReady.Load() {
-				m.probe()
+			// first audio track of an audio-only stream), and never less
+			// than PartMinDuration of media time after the previous part
+			// ended (gohlslib only lengthens parts): probe from then on,
+			// at every write, until the part has turned. Probing reads
+			// the playlists, so this keeps it to about one per part.
+			if u.Track == ts.out[0].in && m.isReady.Load() {
+				at := media.Duration(u.PTS, ts.out[0].track.ClockRate)
+				if !turned || at-lastTurn >= partMin {
+					if ok, adv := m.probe(); ok && adv {
+						turned, lastTurn = true, at
+					}
+				}
 			}
 		}
 	}
@@ -252,6 +263,7 @@ func (m *muxer) start(ts *tracks) error {
 		Variant:            gohlslib.MuxerVariantLowLatency,
 		SegmentCount:       s.cfg.SegmentCount,
 		SegmentMinDuration: s.cfg.SegmentMinDuration,
+		Directory:          s.cfg.Directory,
 		PartMinDuration:    s.cfg.PartMinDuration,
 		OnEncodeError: func(err error) {
 			s.metrics.errors.Inc()
@@ -308,7 +320,7 @@ func (m *muxer) watchReady(started time.Time) {
 		}
 	}
 	m.streamIDs = ids
-	if !m.probe() {
+	if ok, _ := m.probe(); !ok {
 		select {
 		case <-m.done:
 		default:
@@ -343,22 +355,21 @@ func (m *muxer) get(name string) ([]byte, int) {
 // publishes which part each stream is writing. It reports false if a
 // playlist could not be read (the muxer is closed). It must not be called
 // before the first segment exists, since gohlslib would wait for it.
-func (m *muxer) probe() bool {
+func (m *muxer) probe() (ok, advanced bool) {
 	next := make(map[string]uint64, len(m.streamIDs))
 	prefix := ""
 	for _, sid := range m.streamIDs {
 		body, status := m.get(sid + "_stream.m3u8")
 		if status != http.StatusOK {
-			return false
+			return false, false
 		}
 		p, n, ok := preloadHint(body, sid)
 		if !ok {
-			return false
+			return false, false
 		}
 		prefix, next[sid] = p, n
 	}
-	m.publish(prefix, next)
-	return true
+	return true, m.publish(prefix, next)
 }
 
 // preloadHint finds the EXT-X-PRELOAD-HINT of a media playlist of stream
@@ -401,12 +412,11 @@ func partNumber(s string) (uint64, bool) {
 // publish records the parts written so far, keeping for each stream the
 // highest part ID seen, and wakes the requests waiting for a part if
 // anything advanced.
-func (m *muxer) publish(prefix string, next map[string]uint64) {
+func (m *muxer) publish(prefix string, next map[string]uint64) (advanced bool) {
 	m.progMu.Lock()
 	defer m.progMu.Unlock()
 	cur := m.prog.Load()
 	if cur != nil {
-		advanced := false
 		for sid, n := range cur.next {
 			if next[sid] > n {
 				advanced = true
@@ -415,13 +425,14 @@ func (m *muxer) publish(prefix string, next map[string]uint64) {
 			}
 		}
 		if !advanced {
-			return
+			return false
 		}
 	}
 	m.prog.Store(&prog{prefix: prefix, next: next, changed: make(chan struct{})})
 	if cur != nil {
 		close(cur.changed)
 	}
+	return true
 }
 
 // parsePart returns the stream ID and part ID of a part file name of this
@@ -561,11 +572,11 @@ func (m *muxer) waitPart(ctx context.Context, name string) (status int, code, ms
 		if n < next {
 			return 0, "", ""
 		}
-		if !probed {
-			// The snapshot may be stale: the pump only probes while
-			// somebody waits.
+		if n > next && !probed {
+			// The snapshot may be one write stale: the pump probes
+			// after the writes that can end a part.
 			probed = true
-			if !m.probe() {
+			if ok, _ := m.probe(); !ok {
 				return m.stoppedError()
 			}
 			continue

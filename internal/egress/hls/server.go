@@ -109,6 +109,11 @@ type Config struct {
 	// produce its first segment, once the stream is acquired (default 5 s).
 	// A request that times out is answered 503 with Retry-After.
 	ReadyTimeout time.Duration
+	// Directory, when set, keeps finished segments in files there instead
+	// of memory: a muxer then holds only the segment being written in RAM
+	// (about one GOP) instead of SegmentCount segments. The folder must
+	// exist; the server does not clean it.
+	Directory string
 
 	// Now returns the current time; time.Now if nil. It times the idle
 	// timeout and stamps units that carry no wall-clock time.

@@ -253,7 +253,11 @@ func (s *Source) newClient(ss *session) *gortsplib.Client {
 			ctx, cancel := context.WithTimeout(ctx, s.dialTO)
 			defer cancel()
 			var d net.Dialer
-			return d.DialContext(ctx, network, address)
+			c, err := d.DialContext(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			return newBufferedConn(c), nil
 		},
 		OnRequest: func(req *base.Request) {
 			// Never log headers: Authorization carries the credentials.

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/xueliang/xueliang/internal/media"
 	"github.com/xueliang/xueliang/internal/model"
 	"github.com/xueliang/xueliang/internal/store"
@@ -98,14 +100,21 @@ type Config struct {
 	PublicURL string
 	Logger    *slog.Logger
 	Version   string
-	Now       func() time.Time // nil means time.Now
+	// Registerer receives the request metrics; nil means none.
+	Registerer prometheus.Registerer
+	// OnChannelChanged is called after a channel was updated or deleted,
+	// so that a running source reconnects with the new settings.
+	OnChannelChanged func(channelID int64)
+	Now              func() time.Time // nil means time.Now
 }
 
 // Server is the API handler. It is safe for concurrent use.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	requests *prometheus.CounterVec   // by route and status
+	duration *prometheus.HistogramVec // by route
 }
 
 // route is one documented endpoint.
@@ -152,7 +161,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "xueliang", Subsystem: "api", Name: "requests_total",
+			Help: "API requests by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "xueliang", Subsystem: "api", Name: "request_seconds",
+			Help: "Time to answer API requests, by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
+		}, []string{"route"}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.requests, s.duration} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("api: register metrics: %w", err)
+			}
+		}
+	}
 	for _, rt := range routes {
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
@@ -166,7 +191,15 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) wrap(rt route) http.HandlerFunc {
+	name := rt.method + " " + rt.pattern
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
+		defer func() {
+			s.requests.WithLabelValues(name, strconv.Itoa(sw.status)).Inc()
+			s.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}()
 		id, err := pathID(r)
 		if err == nil {
 			_, err = s.cfg.Authorizer.Authorize(r, rt.action, id)
@@ -181,6 +214,17 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// statusWriter remembers the status code of a response, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func authError(err error) error {

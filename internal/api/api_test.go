@@ -25,7 +25,7 @@ type fakeStreams struct{}
 func (fakeStreams) Paths() []streams.PathInfo  { return nil }
 func (fakeStreams) Stream(int64) *media.Stream { return nil }
 
-func newTestServer(t *testing.T) (*httptest.Server, *store.Store) {
+func newTestServer(t testing.TB) (*httptest.Server, *store.Store) {
 	t.Helper()
 	st, err := store.Open(t.Context(), store.Config{DSN: filepath.Join(t.TempDir(), "x.db")})
 	if err != nil {
@@ -238,4 +238,32 @@ func TestLiveTokenExpiry(t *testing.T) {
 	if err != nil || time.Until(exp) < 4*time.Minute || time.Until(exp) > 6*time.Minute {
 		t.Fatalf("expires %v (%v), want about 5 minutes from now", live["expires"], err)
 	}
+}
+
+// FuzzChannelInput sends arbitrary bodies to the channel endpoints: a
+// client mistake must never be answered with a 5xx.
+func FuzzChannelInput(f *testing.F) {
+	for _, seed := range []string{
+		goodChannel, `{}`, `[]`, `null`, `{"code":null}`, `{"lat":1e400}`, `{"heading":-0}`,
+		`{"source_url":"rtsp://[::1"}`, `{"division":"` + strings.Repeat("4", 300) + `"}`,
+		`{"name":"` + strings.Repeat("名", 200) + `"}`, `{"device_id":-1}`, `{"transport":"sctp"}`,
+		strings.Replace(goodChannel, "rtsp://", "rtsp://u:p@", 1), "\xff\xfe",
+	} {
+		f.Add(seed)
+	}
+	ts, _ := newTestServer(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, target := range []struct{ method, path string }{{"POST", "/api/v1/channels"}, {"PATCH", "/api/v1/channels/1"}} {
+			req, _ := http.NewRequest(target.method, ts.URL+target.path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode >= 500 {
+				t.Fatalf("%s %s with %q: status %d", target.method, target.path, body, res.StatusCode)
+			}
+		}
+	})
 }

@@ -166,6 +166,7 @@ func (s *Server) updateChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Store.UpdateChannel(r.Context(), c); err != nil {
 		return err
 	}
+	s.channelChanged(id)
 	return writeJSON(w, http.StatusOK, showChannel(c))
 }
 
@@ -174,8 +175,15 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Store.DeleteChannel(r.Context(), id); err != nil {
 		return err
 	}
+	s.channelChanged(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func (s *Server) channelChanged(id int64) {
+	if s.cfg.OnChannelChanged != nil {
+		s.cfg.OnChannelChanged(id)
+	}
 }
 
 // deviceInput holds the fields of a device a client may set.

@@ -47,14 +47,15 @@ type App struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 
-	store  *store.Store
-	signer *token.Signer
-	hub    *streams.Hub
-	hls    *hls.Server
-	whep   *whep.Server
-	api    *api.Server
-	srv    *http.Server
-	ln     net.Listener
+	store       *store.Store
+	rtspMetrics *rtsp.Metrics
+	signer      *token.Signer
+	hub         *streams.Hub
+	hls         *hls.Server
+	whep        *whep.Server
+	api         *api.Server
+	srv         *http.Server
+	ln          net.Listener
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines started by Start
@@ -102,6 +103,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if a.rtspMetrics, err = rtsp.NewMetrics(a.reg); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
 	a.hub, err = streams.New(streams.Config{
 		Resolver:    streams.ResolverFunc(a.sourceFor),
 		OnStatus:    a.onStatus,
@@ -156,13 +160,16 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.api, err = api.New(api.Config{
-		Store:     a.store,
-		Streams:   a.hub,
-		Signer:    a.signer,
-		TokenTTL:  a.cfg.Live.TokenTTL.D(),
-		PublicURL: a.cfg.HTTP.PublicURL,
-		Logger:    a.log,
-		Version:   Version,
+		Store:      a.store,
+		Streams:    a.hub,
+		Signer:     a.signer,
+		TokenTTL:   a.cfg.Live.TokenTTL.D(),
+		PublicURL:  a.cfg.HTTP.PublicURL,
+		Logger:     a.log,
+		Version:    Version,
+		Registerer: a.reg,
+		// A changed or deleted channel reconnects (or stops) at once.
+		OnChannelChanged: a.hub.Reset,
 	})
 	if err != nil {
 		return err
@@ -289,6 +296,7 @@ func (a *App) sourceFor(ctx context.Context, id int64) (media.Source, error) {
 		Transport:   ch.Transport,
 		ReadTimeout: a.cfg.Streams.ReadTimeout.D(),
 		Logger:      a.log.With("channel", id),
+		Metrics:     a.rtspMetrics,
 	})
 	if err != nil {
 		return nil, media.Fail(media.ReasonProtocol, err)

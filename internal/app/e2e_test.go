@@ -426,3 +426,28 @@ func TestMediaTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestFixingCredentialsReconnectsAtOnce(t *testing.T) {
+	p := startPlatform(t, []sim.Camera{{Path: "cam/auth", Username: "admin", Password: "right"}}, func(c *config.Config) {
+		c.Streams.BackoffMin = config.Duration(5 * time.Second) // a retry alone would be too slow
+		c.Streams.BackoffMax = config.Duration(10 * time.Second)
+	})
+	u := p.camURL("cam/auth")
+	id := p.addChannel(strings.Replace(u, "rtsp://", "rtsp://admin:wrong@", 1))
+	unpin, err := p.app.Hub().Pin(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unpin()
+	p.waitStatus(id, model.ChannelStatusOffline, model.ReasonAuthFailed, 5*time.Second)
+	var ch model.Channel
+	if st := p.call("PATCH", fmt.Sprintf("/api/v1/channels/%d", id), map[string]any{
+		"source_url": strings.Replace(u, "rtsp://", "rtsp://admin:right@", 1),
+	}, &ch); st != 200 {
+		t.Fatalf("patch: %d", st)
+	}
+	if strings.Contains(ch.SourceURL, "right") {
+		t.Fatalf("API shows the password: %s", ch.SourceURL)
+	}
+	p.waitStatus(id, model.ChannelStatusOnline, "", 3*time.Second)
+}

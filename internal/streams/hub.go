@@ -201,6 +201,29 @@ func (h *Hub) Stream(channelID int64) *media.Stream {
 	return p.stream
 }
 
+// Reset ends the current connection of a channel's source, if any, so that
+// the next attempt picks up a changed configuration (a new URL, new
+// credentials) or notices that the channel was deleted. Readers see their
+// stream end and may Acquire again at once.
+func (h *Hub) Reset(channelID int64) {
+	h.mu.Lock()
+	p := h.paths[channelID]
+	h.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reset != nil {
+		p.resetting = true
+		p.reset()
+	}
+	select {
+	case p.kick <- struct{}{}: // skip a backoff under way
+	default:
+	}
+}
+
 // PathInfo describes one path, for the API and metrics.
 type PathInfo struct {
 	ChannelID int64
@@ -243,10 +266,12 @@ type path struct {
 	state     State
 	since     time.Time
 	lastErr   error
-	failures  uint64        // attempts that failed, ever
-	changed   chan struct{} // closed and replaced on every state change
-	kick      chan struct{} // wakes the source goroutine from its backoff
-	idleEpoch uint64        // invalidates idle timers that fired late
+	failures  uint64             // attempts that failed, ever
+	changed   chan struct{}      // closed and replaced on every state change
+	kick      chan struct{}      // wakes the source goroutine from its backoff
+	idleEpoch uint64             // invalidates idle timers that fired late
+	reset     context.CancelFunc // ends the current attempt; nil between attempts
+	resetting bool               // the current attempt ends because of Reset
 }
 
 // addUser registers a user, starts the source if needed and returns the
@@ -357,9 +382,19 @@ func (p *path) setLocked(st State, err error) Status {
 	s := Status{State: st, At: now}
 	if err != nil {
 		s.Reason = media.ReasonOf(err)
-		s.Err = err.Error()
+		s.Err = sourceMessage(err)
 	}
 	return s
+}
+
+// sourceMessage returns what the source said of a failure, without the
+// wrapping that repeats the channel and the reason.
+func sourceMessage(err error) string {
+	var se *media.SourceError
+	if errors.As(err, &se) && se.Err != nil {
+		return se.Err.Error()
+	}
+	return err.Error()
 }
 
 func (p *path) report(s Status) {
@@ -400,7 +435,11 @@ func (p *path) run(ctx context.Context) {
 
 		started := time.Now()
 		online := false
-		err := p.attempt(ctx, func(s *media.Stream) {
+		actx, acancel := context.WithCancel(ctx)
+		p.mu.Lock()
+		p.reset, p.resetting = acancel, false
+		p.mu.Unlock()
+		err := p.attempt(actx, func(s *media.Stream) {
 			online = true
 			p.mu.Lock()
 			p.stream = s
@@ -411,8 +450,18 @@ func (p *path) run(ctx context.Context) {
 			log.Info("source online", "tracks", fmt.Sprint(s.Tracks()), "after", time.Since(started).Round(time.Millisecond))
 			p.h.metrics.starts.Inc()
 		})
+		p.mu.Lock()
+		p.reset = nil
+		resetting := p.resetting
+		p.mu.Unlock()
+		acancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if resetting {
+			log.Info("source reset: reconnecting with the current configuration")
+			backoff = p.h.cfg.BackoffMin
+			continue
 		}
 		if err == nil {
 			err = media.Fail(media.ReasonClosed, errors.New("source ended"))
@@ -490,7 +539,7 @@ func (p *path) info() PathInfo {
 	pi := PathInfo{ChannelID: p.id, State: p.state, Users: p.users, Since: p.since}
 	if p.state == StateOffline && p.lastErr != nil {
 		pi.Reason = media.ReasonOf(p.lastErr)
-		pi.Err = p.lastErr.Error()
+		pi.Err = sourceMessage(p.lastErr)
 	}
 	if p.stream != nil {
 		pi.Stats = p.stream.Stats()

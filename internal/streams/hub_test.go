@@ -223,3 +223,27 @@ func TestClosedHub(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestResetReconnects(t *testing.T) {
+	var runs atomic.Int32
+	log := &statusLog{}
+	h := newHub(t, func(int64) (media.Source, error) { return fakeSource{runs: &runs}, nil }, log)
+	s1, rel, err := h.Acquire(t.Context(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	h.Reset(4)
+	h.Reset(99) // unknown: no-op
+	waitFor(t, "reconnect", func() bool { s := h.Stream(4); return s != nil && s != s1 })
+	if runs.Load() != 2 {
+		t.Fatalf("runs %d, want 2", runs.Load())
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, st := range log.st {
+		if st.State == StateOffline {
+			t.Fatalf("reset reported offline: %+v", st)
+		}
+	}
+}

@@ -72,7 +72,8 @@ func NewKey() []byte {
 	return k
 }
 
-var b64 = base64.RawURLEncoding
+// b64 is strict so that a token has exactly one accepted spelling.
+var b64 = base64.RawURLEncoding.Strict()
 
 // Sign returns the token for c.
 func (s *Signer) Sign(c Claims) string {

@@ -71,6 +71,9 @@ type Config struct {
 	// Logger receives the logs of the source, which adds the component name
 	// and the URL without its password. Nothing is logged if nil.
 	Logger *slog.Logger
+	// Metrics, if set, receives the counters of the source as well; one
+	// Metrics is shared by all sources.
+	Metrics *Metrics
 }
 
 // Stats are counters of a Source since it was created, summed over every Run.
@@ -94,6 +97,7 @@ type Source struct {
 	dialTO    time.Duration
 	log       *slog.Logger
 
+	metrics      *Metrics // may be nil
 	packets      atomic.Uint64
 	lost         atomic.Uint64
 	decodeErrors atomic.Uint64
@@ -109,7 +113,7 @@ func NewSource(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{url: u, withCreds: u.User != nil, readTO: cfg.ReadTimeout, dialTO: cfg.DialTimeout}
+	s := &Source{url: u, withCreds: u.User != nil, readTO: cfg.ReadTimeout, dialTO: cfg.DialTimeout, metrics: cfg.Metrics}
 
 	switch strings.ToLower(cfg.Transport) {
 	case "", TransportAuto:
@@ -270,8 +274,8 @@ func (s *Source) newClient(ss *session) *gortsplib.Client {
 			ss.lastPacket.Store(monoNow())
 			s.log.Warn("switching transport", "reason", err)
 		},
-		OnPacketsLost: func(n uint64) { s.lost.Add(n) },
-		OnDecodeError: func(error) { s.decodeErrors.Add(1) },
+		OnPacketsLost: func(n uint64) { s.lost.Add(n); s.metrics.lost(n) },
+		OnDecodeError: func(error) { s.decodeErrors.Add(1); s.metrics.decodeError() },
 	}
 }
 
@@ -383,6 +387,7 @@ func (ss *session) connect() error {
 func (ss *session) onPacket(b *binding, pkt *rtp.Packet) {
 	ss.lastPacket.Store(monoNow())
 	ss.src.packets.Add(1)
+	ss.src.metrics.packet()
 
 	pts, ok := ss.client.PacketPTS(b.media, pkt)
 	if !ok {
@@ -396,6 +401,7 @@ func (ss *session) onPacket(b *binding, pkt *rtp.Packet) {
 	if err != nil {
 		if !errors.Is(err, errMorePackets) {
 			ss.src.decodeErrors.Add(1)
+			ss.src.metrics.decodeError()
 		}
 		return
 	}
@@ -436,6 +442,7 @@ func (ss *session) emitLocked(u *media.Unit) {
 	}
 	ss.src.units.Add(1)
 	ss.src.bytes.Add(uint64(u.Size()))
+	ss.src.metrics.unit(u.Size())
 	ss.stream.Write(u)
 }
 

@@ -32,7 +32,7 @@ type ChannelFilter struct {
 const channelColumns = `id, code, name, COALESCE(device_id, 0), division_code, source_url, transport,
 	lat, lng, heading, fov, range_m, status, last_error, reason, status_changed_at, created_at, updated_at`
 
-func scanChannel(sc interface{ Scan(...any) error }) (model.Channel, error) {
+func scanChannel(sc scanner) (model.Channel, error) {
 	var c model.Channel
 	var status string
 	var changed, created, updated int64
@@ -128,23 +128,7 @@ func (s *Store) ListChannels(ctx context.Context, f ChannelFilter) ([]model.Chan
 	q += `SELECT ` + channelColumns + ` FROM channels` + where + ` ORDER BY id` +
 		s.dialect.limitOffset(&a, f.Limit, f.Offset)
 
-	rows, err := s.r.QueryContext(ctx, q, a...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list channels: %w", err)
-	}
-	defer rows.Close()
-	var out []model.Channel
-	for rows.Next() {
-		c, err := scanChannel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list channels: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list channels: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "list channels", q, a, scanChannel)
 }
 
 // CountChannelsByDivision returns, for every division that directly holds

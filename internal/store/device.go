@@ -23,7 +23,7 @@ type DeviceFilter struct {
 const deviceColumns = `id, COALESCE(code, ''), name, kind, COALESCE(division_code, ''),
 	manufacturer, model, status, created_at, updated_at`
 
-func scanDevice(sc interface{ Scan(...any) error }) (model.Device, error) {
+func scanDevice(sc scanner) (model.Device, error) {
 	var d model.Device
 	var kind string
 	var created, updated int64
@@ -93,23 +93,7 @@ func (s *Store) ListDevices(ctx context.Context, f DeviceFilter) ([]model.Device
 	q += `SELECT ` + deviceColumns + ` FROM devices` + where + ` ORDER BY id` +
 		s.dialect.limitOffset(&a, f.Limit, f.Offset)
 
-	rows, err := s.r.QueryContext(ctx, q, a...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list devices: %w", err)
-	}
-	defer rows.Close()
-	var out []model.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list devices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list devices: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "list devices", q, a, scanDevice)
 }
 
 // UpdateDevice validates d and overwrites every field of the stored device

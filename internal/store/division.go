@@ -112,7 +112,7 @@ func parentLevelError(parent string, parentLevel, childLevel model.DivisionLevel
 
 const divisionColumns = `code, name, level, COALESCE(parent_code, '')`
 
-func scanDivision(sc interface{ Scan(...any) error }) (model.Division, error) {
+func scanDivision(sc scanner) (model.Division, error) {
 	var d model.Division
 	var level string
 	if err := sc.Scan(&d.Code, &d.Name, &level, &d.ParentCode); err != nil {
@@ -128,23 +128,7 @@ func scanDivision(sc interface{ Scan(...any) error }) (model.Division, error) {
 
 // ListDivisions returns every division, sorted by code.
 func (s *Store) ListDivisions(ctx context.Context) ([]model.Division, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+divisionColumns+` FROM divisions ORDER BY code`)
-	if err != nil {
-		return nil, fmt.Errorf("store: list divisions: %w", err)
-	}
-	defer rows.Close()
-	var out []model.Division
-	for rows.Next() {
-		d, err := scanDivision(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list divisions: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list divisions: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, s, "list divisions", `SELECT `+divisionColumns+` FROM divisions ORDER BY code`, nil, scanDivision)
 }
 
 // GetDivision returns the division with the given code, or ErrNotFound.

@@ -27,7 +27,7 @@ import (
 
 	"github.com/xueliang/xueliang/internal/api"
 	"github.com/xueliang/xueliang/internal/config"
-	"github.com/xueliang/xueliang/internal/egress/hls"
+	"github.com/xueliang/xueliang/internal/egress/llhls"
 	"github.com/xueliang/xueliang/internal/egress/whep"
 	"github.com/xueliang/xueliang/internal/ingest/rtsp"
 	"github.com/xueliang/xueliang/internal/media"
@@ -51,7 +51,7 @@ type App struct {
 	rtspMetrics *rtsp.Metrics
 	signer      *token.Signer
 	hub         *streams.Hub
-	hls         *hls.Server
+	hls         *llhls.Server
 	whep        *whep.Server
 	api         *api.Server
 	srv         *http.Server
@@ -118,22 +118,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	// With hls_storage: disk, finished LL-HLS segments live in files, so
-	// that a muxer keeps only one GOP in memory. The folder holds nothing
-	// worth keeping.
-	hlsDir := filepath.Join(a.cfg.DataDir, "cache", "hls")
-	if err := os.RemoveAll(hlsDir); err != nil {
-		return fmt.Errorf("app: clear %s: %w", hlsDir, err)
-	}
-	if a.cfg.Live.HLSStorage == "disk" {
-		if err := os.MkdirAll(hlsDir, 0o750); err != nil {
-			return fmt.Errorf("app: %w", err)
-		}
-	} else {
-		hlsDir = ""
-	}
-	a.hls, err = hls.NewServer(hls.Config{
-		Directory:       hlsDir,
+	a.hls, err = llhls.NewServer(llhls.Config{
 		Hub:             a.hub,
 		Authorize:       a.authorizeHLS,
 		Logger:          a.log,

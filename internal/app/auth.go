@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xueliang/xueliang/internal/egress/hls"
+	"github.com/xueliang/xueliang/internal/egress/llhls"
 	"github.com/xueliang/xueliang/internal/egress/whep"
 	"github.com/xueliang/xueliang/internal/token"
 )
@@ -47,9 +47,9 @@ func (a *App) authorizeHLS(r *http.Request, id int64) error {
 	case err == nil:
 		return nil
 	case missing:
-		return fmt.Errorf("%w: %w", hls.ErrUnauthorized, err)
+		return fmt.Errorf("%w: %w", llhls.ErrUnauthorized, err)
 	default:
-		return fmt.Errorf("%w: %w", hls.ErrForbidden, err)
+		return fmt.Errorf("%w: %w", llhls.ErrForbidden, err)
 	}
 }
 

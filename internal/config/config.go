@@ -106,11 +106,6 @@ type Live struct {
 	WebRTCHosts     []string `yaml:"webrtc_hosts"`
 	HLSSegmentCount int      `yaml:"hls_segment_count"`
 	HLSPartDuration Duration `yaml:"hls_part_duration"`
-	// HLSStorage is where finished LL-HLS segments are kept: "disk" (a
-	// cache folder under data_dir; a muxer then holds about one GOP in
-	// memory) or "memory" (about 3x less CPU for writing parts, but all
-	// segments of every muxer in RAM: ~25 MB per 2 Mbit/s stream).
-	HLSStorage string `yaml:"hls_storage"`
 	// HLSIdleTimeout closes a channel's HLS muxer when nobody requested it
 	// for this long.
 	HLSIdleTimeout Duration `yaml:"hls_idle_timeout"`
@@ -133,10 +128,9 @@ func Default() Config {
 		Live: Live{
 			TokenTTL:        Duration(5 * time.Minute),
 			WebRTCUDPAddr:   ":8189",
-			HLSSegmentCount: 7,
+			HLSSegmentCount: 4,
 			HLSPartDuration: Duration(500 * time.Millisecond),
 			HLSIdleTimeout:  Duration(15 * time.Second),
-			HLSStorage:      "disk",
 		},
 	}
 }
@@ -321,16 +315,15 @@ func (c *Config) Validate() error {
 			bad("live.webrtc_hosts", "%q is not an IP address", h)
 		}
 	}
-	if c.Live.HLSSegmentCount < 3 {
-		bad("live.hls_segment_count", "must be at least 3, got %d", c.Live.HLSSegmentCount)
+	// RFC 8216bis §6.2.2: the playlist must keep at least three target
+	// durations; with segments of about one target duration that takes 4.
+	if c.Live.HLSSegmentCount < 4 {
+		bad("live.hls_segment_count", "must be at least 4 (RFC 8216bis keeps three target durations), got %d", c.Live.HLSSegmentCount)
 	}
 	if c.Live.HLSPartDuration < Duration(100*time.Millisecond) || c.Live.HLSPartDuration > Duration(2*time.Second) {
 		bad("live.hls_part_duration", "must be between 100ms and 2s, got %s", c.Live.HLSPartDuration)
 	}
 	positive("live.hls_idle_timeout", c.Live.HLSIdleTimeout)
-	if c.Live.HLSStorage != "disk" && c.Live.HLSStorage != "memory" {
-		bad("live.hls_storage", "must be disk or memory, got %q", c.Live.HLSStorage)
-	}
 	return errors.Join(errs...)
 }
 

@@ -93,7 +93,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"ttl", func(c *Config) { c.Live.TokenTTL = Duration(48 * time.Hour) }, "live.token_ttl"},
 		{"backoff", func(c *Config) { c.Streams.BackoffMax = 1 }, "streams.backoff_max"},
 		{"public url", func(c *Config) { c.HTTP.PublicURL = "video.example" }, "http.public_url"},
-		{"hls storage", func(c *Config) { c.Live.HLSStorage = "tape" }, "live.hls_storage"},
+		{"hls segments", func(c *Config) { c.Live.HLSSegmentCount = 3 }, "live.hls_segment_count"},
 		{"hosts", func(c *Config) { c.Live.WebRTCHosts = []string{"nat"} }, "live.webrtc_hosts"},
 		{"part", func(c *Config) { c.Live.HLSPartDuration = Duration(time.Millisecond) }, "live.hls_part_duration"},
 	} {

@@ -1,31 +1,39 @@
-// Package hls serves the live streams of the media plane as Low-Latency HLS
-// (fMP4 segments and parts), one gohlslib muxer per channel that somebody is
-// watching.
+// Package llhls serves the live streams of the media plane as Low-Latency
+// HLS (RFC 8216bis-16 §4.4.3 and §4.4.4 LL-HLS tags, §6.2.5 blocking
+// requests; Apple's "Enabling Low-Latency HLS"), with its own fMP4 muxer and
+// playlist generator. It is a drop-in replacement for internal/egress/hls:
+// same Hub, Config, NewServer, ServeHTTP, Close, error sentinels (its own
+// values), JSON error shapes, status codes, CORS and caching headers and URL
+// layout.
 //
-// A Server is mounted under "/live/{id}/hls/". The first request for a
-// playlist of a channel acquires the channel's live stream from the Hub,
-// starts a muxer and waits (bounded) until the muxer has produced its first
-// segment, so that a player gets a playable index.m3u8 from its very first
-// request. Later requests are served from the muxer. The muxer stops, and the
-// lease on the stream is released, when nobody has asked for the channel for
-// Config.IdleTimeout, when the stream ends, or when the Server is closed; the
-// next request starts a new one.
+// A Server is mounted under "/live/{id}/hls/". index.m3u8 is the entry
+// (multivariant playlist), stream.m3u8 the media playlist, and the media
+// files are named "<prefix>_init.mp4", "<prefix>_seg<msn>.mp4" and
+// "<prefix>_part<n>.mp4", where prefix is random per muxer so that a file of
+// a stopped muxer is never confused with one of its successor.
 //
-// Every request is authorized with Config.Authorize, typically a check of the
-// "token" query parameter. The muxer copies the query string of a playlist
-// request into every URI of the playlists it generates (media playlists,
-// init files, segments, parts and preload hints; see generateMultivariantPlaylist
-// and generateMediaPlaylistFMP4 in gohlslib v2.2.5), so the requests of a
-// player keep the token without the muxer knowing about it. The one exception
-// is the URI "gap.mp4" of the EXT-X-GAP segments that gohlslib puts at the
-// start of a Low-Latency playlist: players never fetch gaps, and such a
-// request would fail authorization.
+// The first request for a playlist of a channel acquires the channel's live
+// stream from the Hub, starts a muxer and waits (bounded by
+// Config.ReadyTimeout) until the muxer has produced its first segment, so
+// that a player gets a playable index.m3u8 from its very first request. The
+// muxer stops, and the lease on the stream is released, when nobody has
+// asked for the channel for Config.IdleTimeout, when the stream ends, or
+// when the Server is closed; the next request starts a new one.
 //
-// Codecs: H.264 and H.265 video, AAC (MPEG-4 Audio) and Opus audio. G.711
-// (PCMA, PCMU) tracks are left out: fMP4 has no standard mapping for G.711
-// that browsers' Media Source Extensions accept, so a channel whose camera
-// sends G.711 audio plays without sound over HLS (WebRTC carries it).
-package hls
+// Every request is authorized with Config.Authorize, typically a check of
+// the "token" query parameter. The query string of a playlist request,
+// without the _HLS_ parameters of §6.2.5, is appended to every URI of the
+// playlist (media playlist, init file, segments, parts and preload hint), so
+// that the requests of a player keep the token.
+//
+// One rendition: the video track (H.264 or H.265) and the first audio track
+// (AAC or Opus) are muxed into the same fMP4 fragments, which hls.js and
+// Safari play. Other tracks are left out: G.711 has no fMP4 mapping that
+// browsers' Media Source Extensions accept.
+//
+// Memory: a muxer keeps Config.SegmentCount segments in RAM, each a list of
+// exact-size part buffers (about SegmentCount × GOP bytes).
+package llhls
 
 import (
 	"context"
@@ -58,18 +66,25 @@ type Hub interface {
 var (
 	// ErrUnauthorized means the request carries no valid credentials
 	// (missing, malformed, bad signature or expired token): 401.
-	ErrUnauthorized = errors.New("hls: unauthorized")
+	ErrUnauthorized = errors.New("llhls: unauthorized")
 	// ErrForbidden means the credentials are valid but do not grant access to
 	// this channel: 403.
-	ErrForbidden = errors.New("hls: forbidden")
+	ErrForbidden = errors.New("llhls: forbidden")
 )
 
 // errClosed is returned by requests that arrive after Close.
-var errClosed = errors.New("hls: server closed")
+var errClosed = errors.New("llhls: server closed")
 
 // Defaults of Config.
 const (
-	DefaultSegmentCount       = 7 // the minimum gohlslib accepts for Low-Latency HLS
+	DefaultSegmentCount = 7 // as gohlslib; see MinSegmentCount
+	// MinSegmentCount is the smallest SegmentCount accepted. RFC 8216bis-16
+	// §6.2.2 forbids removing a segment while the playlist would then last
+	// less than three target durations; with segments of about one target
+	// duration that takes 4 complete segments, so 3 works with players
+	// (the in-progress parts add up to one more) but is below the letter of
+	// the spec; Apple's validator wants at least 6 s of segments.
+	MinSegmentCount           = 3
 	DefaultSegmentMinDuration = time.Second
 	DefaultPartMinDuration    = 200 * time.Millisecond
 	DefaultIdleTimeout        = 15 * time.Second
@@ -91,8 +106,8 @@ type Config struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // optional
 
-	// SegmentCount is the number of segments kept in the playlist (at least
-	// 7, the default).
+	// SegmentCount is the number of complete segments kept in the playlist
+	// (default 7, at least MinSegmentCount).
 	SegmentCount int
 	// SegmentMinDuration is the minimum segment duration (default 1 s). A
 	// segment always starts on a keyframe, so it lasts at least one GOP.
@@ -109,11 +124,6 @@ type Config struct {
 	// produce its first segment, once the stream is acquired (default 5 s).
 	// A request that times out is answered 503 with Retry-After.
 	ReadyTimeout time.Duration
-	// Directory, when set, keeps finished segments in files there instead
-	// of memory: a muxer then holds only the segment being written in RAM
-	// (about one GOP) instead of SegmentCount segments. The folder must
-	// exist; the server does not clean it.
-	Directory string
 
 	// Now returns the current time; time.Now if nil. It times the idle
 	// timeout and stamps units that carry no wall-clock time.
@@ -124,7 +134,7 @@ type Config struct {
 // http.Handler, safe for concurrent use.
 //
 // Lock order: Server.mu, then the locks of a muxer. No lock is held while
-// calling Hub.Acquire or a gohlslib muxer.
+// calling Hub.Acquire or writing a response.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -143,17 +153,17 @@ type Server struct {
 // NewServer returns a Server. Close it to stop every muxer.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Hub == nil {
-		return nil, errors.New("hls: config: Hub is required")
+		return nil, errors.New("llhls: config: Hub is required")
 	}
 	if cfg.Authorize == nil {
-		return nil, errors.New("hls: config: Authorize is required")
+		return nil, errors.New("llhls: config: Authorize is required")
 	}
 	if cfg.SegmentCount == 0 {
 		cfg.SegmentCount = DefaultSegmentCount
 	}
-	if cfg.SegmentCount < DefaultSegmentCount {
-		return nil, fmt.Errorf("hls: config: SegmentCount %d is below %d, the minimum of Low-Latency HLS",
-			cfg.SegmentCount, DefaultSegmentCount)
+	if cfg.SegmentCount < MinSegmentCount {
+		return nil, fmt.Errorf("llhls: config: SegmentCount %d is below %d",
+			cfg.SegmentCount, MinSegmentCount)
 	}
 	if cfg.SegmentMinDuration <= 0 {
 		cfg.SegmentMinDuration = DefaultSegmentMinDuration
@@ -162,7 +172,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.PartMinDuration = DefaultPartMinDuration
 	}
 	if cfg.PartMinDuration > cfg.SegmentMinDuration {
-		return nil, fmt.Errorf("hls: config: PartMinDuration %v exceeds SegmentMinDuration %v",
+		return nil, fmt.Errorf("llhls: config: PartMinDuration %v exceeds SegmentMinDuration %v",
 			cfg.PartMinDuration, cfg.SegmentMinDuration)
 	}
 	if cfg.IdleTimeout <= 0 {
@@ -182,14 +192,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "hls"),
+		log:      cfg.Logger.With("component", "llhls"),
 		metrics:  newMetrics(),
 		muxers:   make(map[int64]*muxer),
 		stopping: make(map[int64]*muxer),
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(s.metrics); err != nil {
-			return nil, fmt.Errorf("hls: register metrics: %w", err)
+			return nil, fmt.Errorf("llhls: register metrics: %w", err)
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

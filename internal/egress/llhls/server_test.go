@@ -1,4 +1,4 @@
-package hls
+package llhls
 
 import (
 	"context"
@@ -133,20 +133,24 @@ func TestPlayback(t *testing.T) {
 		video     *clip
 		inBand    bool
 		withAudio bool
+		g711      bool
 	}{
 		{name: "h264", video: v264},
+		{name: "h264 with aac", video: v264, withAudio: true},
 		{name: "h264 in-band parameter sets", video: v264, inBand: true},
-		{name: "h265 with aac and g711", video: v265, withAudio: true},
+		{name: "h265 with aac and g711", video: v265, withAudio: true, g711: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			o := sourceOpts{video: tc.video, tracks: []*media.Track{tc.video.track(tc.inBand)},
 				startPTS: 123456789}
+			if tc.g711 {
+				o.tracks = append(o.tracks, &media.Track{Codec: media.CodecPCMA, ClockRate: 8000, Channels: 1}) // left out
+			}
 			if tc.withAudio {
 				o.tracks = append(o.tracks,
-					&media.Track{Codec: media.CodecPCMA, ClockRate: 8000, Channels: 1}, // left out
 					&media.Track{Codec: media.CodecAAC, ClockRate: aac.rate, Config: aac.config, Channels: 1})
-				o.audio, o.audioTrack = aac, 2
+				o.audio, o.audioTrack = aac, len(o.tracks)-1
 			}
 			src := startSource(t, o)
 			hub := hubOf(func() *source { return src })
@@ -175,10 +179,10 @@ func TestPlayback(t *testing.T) {
 			if n := hub.calls.Load(); n != 1 {
 				t.Errorf("Acquire called %d times, want 1", n)
 			}
-			if v := gather(t, reg, "xueliang_hls_requests_total", "result", "ok"); v < 5 {
+			if v := gather(t, reg, "xueliang_llhls_requests_total", "result", "ok"); v < 5 {
 				t.Errorf("requests_total{result=ok} = %v, want >= 5", v)
 			}
-			if v := gather(t, reg, "xueliang_hls_muxers", "", ""); v != 1 {
+			if v := gather(t, reg, "xueliang_llhls_muxers", "", ""); v != 1 {
 				t.Errorf("muxers = %v, want 1", v)
 			}
 			s.Close()
@@ -426,9 +430,9 @@ func TestErrors(t *testing.T) {
 		{"wrapped text", "/live/504/hls/index.m3u8?token=" + testToken, 503, codeUnavailable,
 			"source unavailable: camera unreachable"},
 		{"no playable track", "/live/415/hls/index.m3u8?token=" + testToken, 503, codeUnavailable,
-			"hls: no track of the stream can be played over HLS"},
+			"llhls: no track of the stream can be played over HLS"},
 		{"invalid SPS", "/live/500/hls/index.m3u8?token=" + testToken, 503, codeUnavailable,
-			"hls: channel 500: invalid H264 SPS: not enough bits"},
+			"llhls: channel 500: invalid H264 SPS: not enough bits"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body, h := get(t, ts.URL+tc.path)
@@ -466,10 +470,10 @@ func TestErrors(t *testing.T) {
 
 	// Failed starts leave nothing behind.
 	eventually(t, 2*time.Second, "failed muxers removed", func() bool { return muxerCount(s) == 0 })
-	if v := gather(t, reg, "xueliang_hls_muxer_errors_total", "", ""); v != 1 {
+	if v := gather(t, reg, "xueliang_llhls_muxer_errors_total", "", ""); v != 1 {
 		t.Errorf("muxer_errors_total = %v, want 1 (the invalid SPS)", v)
 	}
-	if v := gather(t, reg, "xueliang_hls_requests_total", "result", codeUnavailable); v != 4 {
+	if v := gather(t, reg, "xueliang_llhls_requests_total", "result", codeUnavailable); v != 4 {
 		t.Errorf("requests_total{result=unavailable} = %v, want 4", v)
 	}
 }
@@ -499,7 +503,7 @@ func TestConcurrentFirstRequestsShareOneAcquire(t *testing.T) {
 		wg.Go(func() {
 			file := "index.m3u8"
 			if i%2 == 1 {
-				file = "video1_stream.m3u8"
+				file = "stream.m3u8"
 			}
 			statuses[i], _, _ = get(t, hlsURL(ts.URL, 9, file))
 		})
@@ -529,7 +533,7 @@ func TestIdleTimeoutReleases(t *testing.T) {
 	// Requests keep it alive.
 	for range 5 {
 		time.Sleep(100 * time.Millisecond)
-		get(t, hlsURL(ts.URL, 4, "video1_stream.m3u8"))
+		get(t, hlsURL(ts.URL, 4, "stream.m3u8"))
 	}
 	if hub.releases.Load() != 0 {
 		t.Fatal("released while requests kept coming")
@@ -537,7 +541,7 @@ func TestIdleTimeoutReleases(t *testing.T) {
 	eventually(t, 2*time.Second, "lease released after the idle timeout", func() bool {
 		return hub.releases.Load() == 1 && muxerCount(s) == 0
 	})
-	if v := gather(t, reg, "xueliang_hls_muxers", "", ""); v != 0 {
+	if v := gather(t, reg, "xueliang_llhls_muxers", "", ""); v != 0 {
 		t.Errorf("muxers gauge = %v after idle stop", v)
 	}
 	// The next request starts again.
@@ -760,14 +764,19 @@ func TestNewServerValidates(t *testing.T) {
 	}{
 		{"no hub", Config{Authorize: authorizeToken}},
 		{"no authorize", Config{Hub: hub}},
-		{"too few segments", Config{Hub: hub, Authorize: authorizeToken, SegmentCount: 3}},
+		{"too few segments", Config{Hub: hub, Authorize: authorizeToken, SegmentCount: 2}},
 		{"part longer than segment", Config{Hub: hub, Authorize: authorizeToken, PartMinDuration: 2 * time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewServer(tc.cfg); err == nil || !strings.HasPrefix(err.Error(), "hls: ") {
-				t.Errorf("err = %v, want an hls: error", err)
+			if _, err := NewServer(tc.cfg); err == nil || !strings.HasPrefix(err.Error(), "llhls: ") {
+				t.Errorf("err = %v, want an llhls: error", err)
 			}
 		})
+	}
+	if s, err := NewServer(Config{Hub: hub, Authorize: authorizeToken, SegmentCount: MinSegmentCount}); err != nil {
+		t.Errorf("SegmentCount %d: %v", MinSegmentCount, err)
+	} else {
+		s.Close()
 	}
 	reg := prometheus.NewRegistry()
 	s, err := NewServer(Config{Hub: hub, Authorize: authorizeToken, Registerer: reg})

@@ -1,4 +1,4 @@
-package hls
+package llhls
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package hls
+package llhls
 
 import "github.com/prometheus/client_golang/prometheus"
 
@@ -12,7 +12,7 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	const ns, sub = "xueliang", "hls"
+	const ns, sub = "xueliang", "llhls"
 	return &metrics{
 		muxers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "muxers",

@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/xueliang/xueliang/internal/app.Version=$(VERSION)
 # Test timeout per package; the whole suite aims at well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build demo test test-deps test-go test-browser lint bench fuzz clips clean
+.PHONY: help build demo test test-deps test-go lint bench fuzz clips clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ lint: ## gofmt, go vet, go mod tidy check
 	  echo "go mod tidy changed go.mod/go.sum"; exit 1; fi
 
 bench: test-deps ## run the benchmarks (see docs/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/media/ ./internal/token/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/media/ ./internal/egress/llhls/ ./internal/sim/
 	XUELIANG_BENCH=1 $(GO) test -run '^TestRelayBenchmark$$' -v -timeout 60m ./internal/bench/
 
 FUZZTIME ?= 30s

@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func TestReasonOf(t *testing.T) {
 
 func BenchmarkWriteFanout(b *testing.B) {
 	for _, n := range []int{1, 10} {
-		b.Run(string(rune('0'+n/10))+string(rune('0'+n%10))+"readers", func(b *testing.B) {
+		b.Run(fmt.Sprintf("readers=%d", n), func(b *testing.B) {
 			s := videoStream()
 			var wg sync.WaitGroup
 			for range n {

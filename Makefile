@@ -18,9 +18,10 @@ build: ## build bin/xueliang
 demo: build ## run the platform with a simulated city (http://127.0.0.1:8080)
 	./$(BIN) demo $(DEMO_ARGS)
 
-test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, socat, playwright-core)
+test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font, socat, playwright-core)
 	@missing=""; for p in ffmpeg:ffmpeg chromium:chromium socat:socat; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
+	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || \
 	  { echo "could not install$$missing: run as root or install them yourself"; exit 1; }; fi

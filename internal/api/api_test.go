@@ -74,7 +74,7 @@ func TestChannelCRUD(t *testing.T) {
 	if st != 201 {
 		t.Fatalf("create: %d %v", st, ch)
 	}
-	if ch["source_url"] != "rtsp://admin:xxxxx@10.0.0.5:554/ch1" || ch["status"] != "offline" {
+	if ch["source_url"] != "rtsp://admin:xxxxx@10.0.0.5:554/ch1" || ch["status"] != "idle" {
 		t.Fatalf("create returned %v", ch)
 	}
 	id := int(ch["id"].(float64))

@@ -134,7 +134,9 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	var c model.Channel
+	// A new channel has not been checked yet: idle until its source is
+	// opened or probed.
+	c := model.Channel{Status: model.ChannelStatusIdle}
 	in.apply(&c)
 	if err := s.cfg.Store.CreateChannel(r.Context(), &c); err != nil {
 		return err

@@ -32,7 +32,8 @@ func TestBrowserPlaysLive(t *testing.T) {
 
 	cfg := DemoConfig("127.0.0.1:0", t.TempDir())
 	cfg.Live.WebRTCUDPAddr = "127.0.0.1:0"
-	cfg.Streams.ProbeInterval = 0
+	// The prober (first round a second after start) marks the cameras
+	// online, as in the demo.
 	d, err := StartDemo(t.Context(), DemoOptions{Config: cfg, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

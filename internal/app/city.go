@@ -82,7 +82,7 @@ var demoSites = []demoSite{
 // so that the demo shows how an H.265 camera is handled.
 var demoClips = []string{"testsrc", "bars", "street", "mandelbrot"}
 
-// DemoCameras returns the cameras of the demo city (43 of them), spread
+// DemoCameras returns the cameras of the demo city (41 of them), spread
 // over the sites with positions and headings.
 func DemoCameras() []DemoCamera {
 	var cams []DemoCamera

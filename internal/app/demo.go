@@ -93,6 +93,7 @@ func (d *Demo) seed(ctx context.Context) error {
 				Code: c.Code, Name: c.Name, DivisionCode: c.Division,
 				Lat: c.Lat, Lng: c.Lng, Heading: c.Heading, FOV: 90, Range: 80,
 				Transport: model.TransportTCP,
+				Status:    model.ChannelStatusIdle, // until the prober has seen it
 			}
 			ch.SourceURL = d.CameraURL(c)
 			if err := st.CreateChannel(ctx, ch); err != nil {

@@ -48,7 +48,7 @@ func StartDemo(ctx context.Context, opts DemoOptions) (d *Demo, err error) {
 	if rtspAddr == "" {
 		rtspAddr = "127.0.0.1:0"
 	}
-	scfg := sim.Config{Addr: rtspAddr, Logger: log.With("component", "sim")}
+	scfg := sim.Config{Addr: rtspAddr, Logger: log}
 	for _, c := range d.Cameras {
 		scfg.Cameras = append(scfg.Cameras, sim.Camera{
 			Path: "cam/" + c.Code, Clip: c.Clip, Label: c.Name, Audio: c.Audio,

@@ -465,7 +465,7 @@ func (ss *session) start(ready func(tracks []*media.Track) *media.Stream) error 
 		ss.emitLocked(u)
 	}
 	ss.pending = nil
-	ss.src.log.Info("ready", "tracks", trackList(ss.bindings))
+	ss.src.log.Debug("ready", "tracks", trackList(ss.bindings))
 	return nil
 }
 

@@ -1,0 +1,40 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("log:\n  level: loud\nlive:\n  token_ttl: 48h\n"), 0o600)
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		code       int
+		out, errOut string
+	}{
+		{"version", []string{"version"}, 0, "xueliang ", ""},
+		{"help", []string{"help"}, 0, "xueliang serve", ""},
+		{"no command", nil, 2, "", "Usage:"},
+		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{"config prints settings", []string{"config"}, 0, "webrtc_udp_addr:", ""},
+		{"invalid config names the fields", []string{"serve", "--config", bad}, 1, "", "log.level: must be debug, info, warn or error"},
+		{"invalid config names every field", []string{"config", "--config", bad}, 1, "", "live.token_ttl"},
+		{"missing config file", []string{"serve", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "no such file"},
+		{"bad flag", []string{"serve", "--htpp", "x"}, 1, "", "flag provided but not defined"},
+		{"sim needs a camera", []string{"sim", "--cameras", "0"}, 1, "", "--cameras must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main(tc.args, &out, &errOut)
+			if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.errOut) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d with %q / %q", code, out.String(), errOut.String(), tc.code, tc.out, tc.errOut)
+			}
+		})
+	}
+}

@@ -267,3 +267,52 @@ func FuzzChannelInput(f *testing.F) {
 		}
 	})
 }
+
+func TestOnlySourceChangesReconnect(t *testing.T) {
+	ts, st := newTestServer(t)
+	var changed []int64
+	signer, _ := token.NewSigner(token.NewKey())
+	s, err := New(Config{Store: st, Streams: fakeStreams{}, Signer: signer, OnChannelChanged: func(id int64) { changed = append(changed, id) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = s
+	_, ch := do(t, ts, "POST", "/api/v1/channels", goodChannel)
+	id := itoa(int(ch["id"].(float64)))
+	for _, tc := range []struct {
+		body      string
+		reconnect bool
+	}{
+		{`{"name":"改名","heading":180,"lat":23.79}`, false},
+		{`{"source_url":"rtsp://admin:xxxxx@10.0.0.5:554/ch1"}`, false}, // the redacted URL sent back
+		{`{"transport":"udp"}`, true},
+		{`{"source_url":"rtsp://admin:new@10.0.0.5:554/ch1"}`, true},
+	} {
+		changed = nil
+		if st, out := do(t, ts, "PATCH", "/api/v1/channels/"+id, tc.body); st != 200 {
+			t.Fatalf("%s: %d %v", tc.body, st, out)
+		}
+		if got := len(changed) == 1; got != tc.reconnect {
+			t.Errorf("%s: reconnect %v, want %v", tc.body, got, tc.reconnect)
+		}
+	}
+	if st, _ := do(t, ts, "DELETE", "/api/v1/channels/"+id, ""); st != 204 || len(changed) != 2 {
+		t.Errorf("delete: status %d, changed %v", st, changed)
+	}
+}
+
+func TestKeepPassword(t *testing.T) {
+	const stored = "rtsp://admin:secret@10.0.0.5:554/ch1"
+	for _, tc := range []struct{ name, next, want string }{
+		{"redacted sent back", "rtsp://admin:xxxxx@10.0.0.5:554/ch1", stored},
+		{"new password", "rtsp://admin:other@10.0.0.5:554/ch1", "rtsp://admin:other@10.0.0.5:554/ch1"},
+		{"password cleared", "rtsp://admin:@10.0.0.5:554/ch1", "rtsp://admin:@10.0.0.5:554/ch1"},
+		{"other host", "rtsp://admin:xxxxx@10.0.0.6:554/ch1", "rtsp://admin:xxxxx@10.0.0.6:554/ch1"},
+		{"other scheme", "rtsps://admin:xxxxx@10.0.0.5:554/ch1", "rtsps://admin:xxxxx@10.0.0.5:554/ch1"},
+		{"other user", "rtsp://root:xxxxx@10.0.0.5:554/ch1", "rtsp://root:xxxxx@10.0.0.5:554/ch1"},
+	} {
+		if got := keepPassword(tc.next, stored); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

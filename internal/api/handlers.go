@@ -82,7 +82,8 @@ func keepPassword(next, prev string) string {
 	}
 	np, _ := nu.User.Password()
 	pp, ok := pu.User.Password()
-	if ok && strings.Trim(np, "x*") == "" && nu.User.Username() == pu.User.Username() && nu.Host == pu.Host {
+	if ok && np != "" && strings.Trim(np, "x*") == "" && nu.User.Username() == pu.User.Username() &&
+		nu.Host == pu.Host && nu.Scheme == pu.Scheme {
 		nu.User = url.UserPassword(nu.User.Username(), pp)
 		return nu.String()
 	}
@@ -164,11 +165,14 @@ func (s *Server) updateChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	oldURL, oldTransport := c.SourceURL, c.Transport
 	in.apply(c)
 	if err := s.cfg.Store.UpdateChannel(r.Context(), c); err != nil {
 		return err
 	}
-	s.channelChanged(id)
+	if c.SourceURL != oldURL || c.Transport != oldTransport {
+		s.channelChanged(id) // reconnect; a new name or position must not cut viewers
+	}
 	return writeJSON(w, http.StatusOK, showChannel(c))
 }
 

@@ -30,23 +30,28 @@ var errNoToken = errors.New("no media token: ask POST /api/v1/channels/{id}/live
 
 // verifyLive checks the live token of r for channel id. It is the seam where
 // users and jurisdictions plug in: the token already names its user.
-func (a *App) verifyLive(r *http.Request, id int64) (missing bool, err error) {
+//
+// unauthenticated is true when the caller must get a (new) token: none was
+// sent, or it is malformed, forged or expired (401). A valid token for
+// another channel or purpose is a refusal (403).
+func (a *App) verifyLive(r *http.Request, id int64) (unauthenticated bool, err error) {
 	tok := mediaToken(r)
 	if tok == "" {
 		return true, errNoToken
 	}
 	if _, err := a.signer.VerifyFor(tok, token.ScopeLive, id, time.Now()); err != nil {
-		return false, fmt.Errorf("media token refused: %w", err)
+		forbidden := errors.Is(err, token.ErrWrongChannel) || errors.Is(err, token.ErrWrongScope)
+		return !forbidden, fmt.Errorf("media token refused: %w", err)
 	}
 	return false, nil
 }
 
 func (a *App) authorizeHLS(r *http.Request, id int64) error {
-	missing, err := a.verifyLive(r, id)
+	unauthenticated, err := a.verifyLive(r, id)
 	switch {
 	case err == nil:
 		return nil
-	case missing:
+	case unauthenticated:
 		return fmt.Errorf("%w: %w", llhls.ErrUnauthorized, err)
 	default:
 		return fmt.Errorf("%w: %w", llhls.ErrForbidden, err)
@@ -54,11 +59,11 @@ func (a *App) authorizeHLS(r *http.Request, id int64) error {
 }
 
 func (a *App) authorizeWHEP(r *http.Request, id int64) error {
-	missing, err := a.verifyLive(r, id)
+	unauthenticated, err := a.verifyLive(r, id)
 	switch {
 	case err == nil:
 		return nil
-	case missing:
+	case unauthenticated:
 		return fmt.Errorf("%w: %w", whep.ErrUnauthorized, err)
 	default:
 		return fmt.Errorf("%w: %w", whep.ErrForbidden, err)

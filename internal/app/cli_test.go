@@ -13,9 +13,9 @@ func TestCLI(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("log:\n  level: loud\nlive:\n  token_ttl: 48h\n"), 0o600)
 	for _, tc := range []struct {
-		name       string
-		args       []string
-		code       int
+		name        string
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{"version", []string{"version"}, 0, "xueliang ", ""},

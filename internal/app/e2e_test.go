@@ -415,11 +415,11 @@ func TestMediaTokens(t *testing.T) {
 	}{
 		{"hls without token", func() int { return get(fmt.Sprintf("%s/live/%d/hls/index.m3u8", base, id1)) }, 401},
 		{"whep without token", func() int { return post(fmt.Sprintf("%s/live/%d/whep", base, id1)) }, 401},
-		{"hls tampered", func() int { return get(fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, id1, tampered)) }, 403},
+		{"hls tampered", func() int { return get(fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, id1, tampered)) }, 401},
 		{"hls other channel", func() int { return get(fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, id2, t1)) }, 403},
 		{"whep other channel", func() int { return post(fmt.Sprintf("%s/live/%d/whep?token=%s", base, id2, t1)) }, 403},
 		{"hls valid", func() int { return get(l1.HLS) }, 200},
-		{"hls expired", func() int { time.Sleep(time.Until(l1.Expires) + 100*time.Millisecond); return get(l1.HLS) }, 403},
+		{"hls expired", func() int { time.Sleep(time.Until(l1.Expires) + 100*time.Millisecond); return get(l1.HLS) }, 401},
 	} {
 		if got := tc.do(); got != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)

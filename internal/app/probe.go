@@ -47,8 +47,8 @@ func (a *App) probeAll(ctx context.Context) {
 			return
 		}
 		for _, ch := range chs {
-			if a.hub.Stream(ch.ID) != nil {
-				continue
+			if a.hub.Active(ch.ID) {
+				continue // the hub reports the status of sources it runs
 			}
 			select {
 			case sem <- struct{}{}:
@@ -80,16 +80,19 @@ func (a *App) probe(ctx context.Context, id int64) {
 	defer cancel(nil)
 	pctx, cancelT := context.WithTimeout(pctx, a.cfg.Streams.ReadTimeout.D()+5*time.Second)
 	defer cancelT()
+	// The verdict is dated when the probe started, so that a report of
+	// the hub that came meanwhile (a viewer opened the source) wins.
+	started := time.Now()
 	ok := false
 	err = src.Run(pctx, func(tracks []*media.Track) *media.Stream {
 		ok = true
 		cancel(errProbed)
 		return media.NewStream(tracks)
 	})
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || a.hub.Active(id) {
 		return
 	}
-	now := time.Now()
+	now := started
 	switch {
 	case ok:
 		a.setStatus(id, model.ChannelStatusOnline, "", "", now)

@@ -67,7 +67,8 @@ func (s *Stream) Tracks() []*Track { return s.tracks }
 func (s *Stream) VideoTrack() int { return s.video }
 
 // Write delivers u to every reader without blocking. A reader whose queue is
-// full loses u and every following video unit up to the next keyframe.
+// full loses u and every following unit, audio included, up to the next
+// video keyframe, so that its tracks resume together.
 // Write takes ownership of u; nobody may modify it afterwards.
 func (s *Stream) Write(u *Unit) {
 	s.written.Add(1)

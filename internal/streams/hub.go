@@ -165,7 +165,7 @@ func (h *Hub) path(id int64) (*path, error) {
 func (h *Hub) Acquire(ctx context.Context, channelID int64) (*media.Stream, func(), error) {
 	p, err := h.path(channelID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", media.ErrUnavailable, err)
 	}
 	release := p.addUser()
 	s, err := p.wait(ctx)
@@ -217,11 +217,26 @@ func (h *Hub) Reset(channelID int64) {
 	if p.reset != nil {
 		p.resetting = true
 		p.reset()
+		return
 	}
 	select {
 	case p.kick <- struct{}{}: // skip a backoff under way
 	default:
 	}
+}
+
+// Active reports whether the source of a channel is running (connecting,
+// online, or retrying), i.e. whether the hub itself reports its status.
+func (h *Hub) Active(channelID int64) bool {
+	h.mu.Lock()
+	p := h.paths[channelID]
+	h.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
 }
 
 // PathInfo describes one path, for the API and metrics.
@@ -357,7 +372,7 @@ func (p *path) wait(ctx context.Context) (*media.Stream, error) {
 		}
 		if !p.running {
 			p.mu.Unlock()
-			return nil, fmt.Errorf("streams: channel %d: %w", p.id, ErrClosed)
+			return nil, fmt.Errorf("streams: channel %d: %w: %w", p.id, media.ErrUnavailable, ErrClosed)
 		}
 		changed := p.changed
 		p.mu.Unlock()
@@ -410,21 +425,26 @@ func (p *path) run(ctx context.Context) {
 	backoff := p.h.cfg.BackoffMin
 	defer func() {
 		p.mu.Lock()
-		p.running = false
-		p.cancel = nil
 		var st Status
 		if p.lastErr == nil || p.state != StateOffline {
 			st = p.setLocked(StateIdle, nil)
 		} else {
 			st = p.setLocked(StateOffline, p.lastErr) // keep the reason visible
 		}
-		restart := p.users > 0 && !p.h.closedNow()
-		if restart {
-			// A user arrived while we were stopping.
+		p.mu.Unlock()
+		// Report while still marked running, so that a user arriving now
+		// does not start a second goroutine whose reports could overtake
+		// this one: StatusFunc calls stay one at a time, in order.
+		p.report(st)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.running = false
+		p.cancel = nil
+		// A user arrived while we were stopping: start again, unless the
+		// channel is gone (the users get that error from wait).
+		if p.users > 0 && !p.h.closedNow() && !errors.Is(p.lastErr, media.ErrNoChannel) {
 			p.startLocked()
 		}
-		p.mu.Unlock()
-		p.report(st)
 	}()
 
 	for ctx.Err() == nil {

@@ -3,6 +3,8 @@ package streams
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -245,5 +247,61 @@ func TestResetReconnects(t *testing.T) {
 		if st.State == StateOffline {
 			t.Fatalf("reset reported offline: %+v", st)
 		}
+	}
+}
+
+func TestDeletedChannelDoesNotSpin(t *testing.T) {
+	var calls atomic.Int32
+	h := newHub(t, func(int64) (media.Source, error) {
+		calls.Add(1)
+		return nil, fmt.Errorf("gone: %w", media.ErrNoChannel)
+	}, &statusLog{})
+	unpin, err := h.Pin(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unpin()
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("resolver called %d times for a deleted channel, want 1", n)
+	}
+	if h.Active(8) {
+		t.Fatal("path of a deleted channel still active")
+	}
+}
+
+func TestStatusReportsNeverOverlap(t *testing.T) {
+	var inFlight, maxInFlight atomic.Int32
+	var runs atomic.Int32
+	h, err := New(Config{
+		Resolver: ResolverFunc(func(context.Context, int64) (media.Source, error) { return fakeSource{runs: &runs}, nil }),
+		OnStatus: func(int64, Status) {
+			n := inFlight.Add(1)
+			for {
+				m := maxInFlight.Load()
+				if n <= m || maxInFlight.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+			inFlight.Add(-1)
+		},
+		IdleTimeout: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for range 30 {
+		_, rel, err := h.Acquire(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond)
+		rel()
+		time.Sleep(time.Duration(rand.N(4)) * time.Millisecond)
+	}
+	if m := maxInFlight.Load(); m > 1 {
+		t.Fatalf("%d status reports ran at once for one channel", m)
 	}
 }

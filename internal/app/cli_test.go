@@ -38,3 +38,20 @@ func TestCLI(t *testing.T) {
 		})
 	}
 }
+
+func TestDemoConfigKeepsWebRTCOnLoopback(t *testing.T) {
+	for _, tc := range []struct{ http, udp string }{
+		{"127.0.0.1:8080", "127.0.0.1:8189"},
+		{"localhost:8080", "127.0.0.1:8189"},
+		{"0.0.0.0:8080", ":8189"},
+		{"192.168.1.10:8080", ":8189"},
+	} {
+		c := DemoConfig(tc.http, t.TempDir())
+		if c.Live.WebRTCUDPAddr != tc.udp {
+			t.Errorf("demo on %s: WebRTC UDP %s, want %s", tc.http, c.Live.WebRTCUDPAddr, tc.udp)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("demo on %s: %v", tc.http, err)
+		}
+	}
+}

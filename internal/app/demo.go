@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -150,5 +151,12 @@ func DemoConfig(httpAddr, dataDir string) config.Config {
 		c.DataDir = dataDir
 	}
 	c.Streams.ProbeInterval = config.Duration(demoProbeInterval)
+	// A demo on a loopback address keeps WebRTC's UDP port there too; one
+	// opened to the network opens it on every interface.
+	if host, _, err := net.SplitHostPort(c.HTTP.Addr); err == nil {
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			c.Live.WebRTCUDPAddr = "127.0.0.1:8189"
+		}
+	}
 	return c
 }

@@ -24,7 +24,8 @@ test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || \
-	  { echo "could not install$$missing: run as root or install them yourself"; exit 1; }; fi
+	  { echo "could not install$$missing: run as root or install them yourself"; exit 1; }; fi; \
+	for c in ffmpeg ffprobe chromium socat; do command -v $$c >/dev/null || { echo "$$c is still missing after apt-get: install it (Debian package of the same name; ffprobe comes with ffmpeg)"; exit 1; }; done
 	@cd tests/browser && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent
 
 test: test-deps test-go ## run every test (Go with -race, fuzz seed corpora, the browser test)

@@ -90,35 +90,45 @@ func (p *h264Packetizer) nalus(dst [][]byte, payload [][]byte, key bool) [][]byt
 }
 
 func (p *h264Packetizer) send(pw *packetWriter, nalus [][]byte, ts uint32) error {
+	// §5.8: FU indicator (F, NRI of the NAL unit, type 28), FU header (S, E,
+	// R=0, the NAL unit type); the fragments carry the NAL unit without its
+	// header byte.
+	return sendNALUs(pw, p.buf[:], nalus, ts, 1, func(n, fu []byte) int {
+		fu[0], fu[1] = n[0]&0xe0|h264FUA, n[0]&0x1f
+		return 2
+	})
+}
+
+// sendNALUs sends each NAL unit as the payload of one packet, straight from
+// the shared buffer, when it fits (RFC 6184 §5.6, RFC 7798 §4.4.1), and in
+// fragmentation units otherwise. prefix writes the FU prefix of n into fu and
+// returns its length; its last byte takes the S (0x80) and E (0x40) bits.
+// Fragments carry n without its first hdrLen bytes. buf is the packetizer's
+// scratch buffer of maxPayload bytes.
+func sendNALUs(pw *packetWriter, buf []byte, nalus [][]byte, ts uint32, hdrLen int, prefix func(n, fu []byte) int) error {
 	for i, n := range nalus {
 		last := i == len(nalus)-1
 		if len(n) <= maxPayload {
-			// §5.6: the NAL unit is the payload, straight from the shared buffer.
 			if err := pw.write(n, ts, last); err != nil {
 				return err
 			}
 			continue
 		}
-		// §5.8: FU indicator (F, NRI of the NAL unit, type 28), FU header
-		// (S, E, R=0, the NAL unit type), then a fragment of the NAL unit
-		// without its header byte.
-		indicator := n[0]&0xe0 | h264FUA
-		header := n[0] & 0x1f
-		data := n[1:]
+		plen := prefix(n, buf)
+		data := n[hdrLen:]
 		start := true
 		for len(data) > 0 {
-			k := min(len(data), maxPayload-2)
-			fu := p.buf[:2+k]
-			fu[0] = indicator
-			fu[1] = header
+			k := min(len(data), maxPayload-plen)
+			fu := buf[:plen+k]
+			prefix(n, fu)
 			if start {
-				fu[1] |= 0x80
+				fu[plen-1] |= 0x80
 			}
 			end := k == len(data)
 			if end {
-				fu[1] |= 0x40
+				fu[plen-1] |= 0x40
 			}
-			copy(fu[2:], data[:k])
+			copy(fu[plen:], data[:k])
 			if err := pw.write(fu, ts, last && end); err != nil {
 				return err
 			}
@@ -179,42 +189,13 @@ func (p *h265Packetizer) nalus(dst [][]byte, payload [][]byte, key bool) [][]byt
 }
 
 func (p *h265Packetizer) send(pw *packetWriter, nalus [][]byte, ts uint32) error {
-	for i, n := range nalus {
-		last := i == len(nalus)-1
-		if len(n) <= maxPayload {
-			if err := pw.write(n, ts, last); err != nil {
-				return err
-			}
-			continue
-		}
-		// §4.4.3: PayloadHdr is the NAL unit header with Type 49; the FU
-		// header holds S, E and the NAL unit type; the fragments carry the NAL
-		// unit without its two header bytes.
-		hdr0 := n[0]&0x81 | h265FU<<1
-		hdr1 := n[1]
-		fuType := h265Type(n)
-		data := n[2:]
-		start := true
-		for len(data) > 0 {
-			k := min(len(data), maxPayload-3)
-			fu := p.buf[:3+k]
-			fu[0], fu[1], fu[2] = hdr0, hdr1, fuType
-			if start {
-				fu[2] |= 0x80
-			}
-			end := k == len(data)
-			if end {
-				fu[2] |= 0x40
-			}
-			copy(fu[3:], data[:k])
-			if err := pw.write(fu, ts, last && end); err != nil {
-				return err
-			}
-			data = data[k:]
-			start = false
-		}
-	}
-	return nil
+	// §4.4.3: PayloadHdr is the NAL unit header with Type 49; the FU header
+	// holds S, E and the NAL unit type; the fragments carry the NAL unit
+	// without its two header bytes.
+	return sendNALUs(pw, p.buf[:], nalus, ts, 2, func(n, fu []byte) int {
+		fu[0], fu[1], fu[2] = n[0]&0x81|h265FU<<1, n[1], h265Type(n)
+		return 3
+	})
 }
 
 // g711Samples is the number of G.711 samples (bytes) per packet: 20 ms at

@@ -120,7 +120,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.hls, err = llhls.NewServer(llhls.Config{
 		Hub:             a.hub,
-		Authorize:       a.authorizeHLS,
+		Authorize:       a.authorizeLive(llhls.ErrUnauthorized, llhls.ErrForbidden),
 		Logger:          a.log,
 		Registerer:      a.reg,
 		SegmentCount:    a.cfg.Live.HLSSegmentCount,
@@ -132,7 +132,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.whep, err = whep.NewServer(whep.Config{
 		Hub:             a.hub,
-		Authorize:       a.authorizeWHEP,
+		Authorize:       a.authorizeLive(whep.ErrUnauthorized, whep.ErrForbidden),
 		Logger:          a.log,
 		Registerer:      a.reg,
 		UDPAddr:         a.cfg.Live.WebRTCUDPAddr,

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xueliang/xueliang/internal/egress/llhls"
-	"github.com/xueliang/xueliang/internal/egress/whep"
 	"github.com/xueliang/xueliang/internal/token"
 )
 
@@ -46,26 +44,19 @@ func (a *App) verifyLive(r *http.Request, id int64) (unauthenticated bool, err e
 	return false, nil
 }
 
-func (a *App) authorizeHLS(r *http.Request, id int64) error {
-	unauthenticated, err := a.verifyLive(r, id)
-	switch {
-	case err == nil:
-		return nil
-	case unauthenticated:
-		return fmt.Errorf("%w: %w", llhls.ErrUnauthorized, err)
-	default:
-		return fmt.Errorf("%w: %w", llhls.ErrForbidden, err)
-	}
-}
-
-func (a *App) authorizeWHEP(r *http.Request, id int64) error {
-	unauthenticated, err := a.verifyLive(r, id)
-	switch {
-	case err == nil:
-		return nil
-	case unauthenticated:
-		return fmt.Errorf("%w: %w", whep.ErrUnauthorized, err)
-	default:
-		return fmt.Errorf("%w: %w", whep.ErrForbidden, err)
+// authorizeLive returns the Authorize function of an egress server: it
+// checks the live token and wraps the failure in that server's own
+// sentinels for 401 and 403.
+func (a *App) authorizeLive(errUnauthorized, errForbidden error) func(*http.Request, int64) error {
+	return func(r *http.Request, id int64) error {
+		unauthenticated, err := a.verifyLive(r, id)
+		switch {
+		case err == nil:
+			return nil
+		case unauthenticated:
+			return fmt.Errorf("%w: %w", errUnauthorized, err)
+		default:
+			return fmt.Errorf("%w: %w", errForbidden, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -105,9 +106,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range cfg.UnknownEnv {
-		log.Warn("environment variable names no setting; typo? (xueliang config lists the settings)", "var", k)
-	}
+	warnUnknownEnv(log, cfg)
 	a, err := New(cfg, log)
 	if err != nil {
 		return err
@@ -129,14 +128,27 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := DemoConfig(*httpAddr, *dataDir)
-	if err := applyEnvOverrides(&cfg); err != nil {
+	// The demo's own defaults < XUELIANG_* environment < flags given.
+	cfg, err := config.LoadOver(DemoConfig(*httpAddr, *dataDir), "", os.Environ())
+	if err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "http":
+			cfg.HTTP.Addr = *httpAddr
+		case "data":
+			cfg.DataDir = *dataDir
+		}
+	})
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	log, err := NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
+	warnUnknownEnv(log, cfg)
 	d, err := StartDemo(ctx, DemoOptions{Config: cfg, RTSPAddr: *rtspAddr, Logger: log})
 	if err != nil {
 		return err
@@ -145,22 +157,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	<-ctx.Done()
 	log.Info("shutting down")
 	return d.Close()
-}
-
-// applyEnvOverrides lets XUELIANG_* variables adjust the demo's config.
-func applyEnvOverrides(cfg *config.Config) error {
-	env, err := config.Load("", os.Environ())
-	if err != nil {
-		return err
-	}
-	def := config.Default()
-	if env.Log != def.Log {
-		cfg.Log = env.Log
-	}
-	if env.Live.WebRTCUDPAddr != def.Live.WebRTCUDPAddr {
-		cfg.Live.WebRTCUDPAddr = env.Live.WebRTCUDPAddr
-	}
-	return cfg.Validate()
 }
 
 func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -224,4 +220,11 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)
 	return enc.Encode(cfg)
+}
+
+// warnUnknownEnv logs the XUELIANG_* variables that name no setting.
+func warnUnknownEnv(log *slog.Logger, cfg config.Config) {
+	for _, k := range cfg.UnknownEnv {
+		log.Warn("environment variable names no setting; typo? (xueliang config lists the settings)", "var", k)
+	}
 }

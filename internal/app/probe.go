@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -68,37 +67,31 @@ func (a *App) probeAll(ctx context.Context) {
 	}
 }
 
-// errProbed ends a probe once the source delivered its tracks.
-var errProbed = errors.New("probe done")
-
 func (a *App) probe(ctx context.Context, id int64) {
 	src, err := a.sourceFor(ctx, id)
 	if err != nil {
 		return
 	}
-	pctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	pctx, cancelT := context.WithTimeout(pctx, a.cfg.Streams.ReadTimeout.D()+5*time.Second)
-	defer cancelT()
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.Streams.ReadTimeout.D()+5*time.Second)
+	defer cancel()
 	// The verdict is dated when the probe started, so that a report of
 	// the hub that came meanwhile (a viewer opened the source) wins.
 	started := time.Now()
 	ok := false
 	err = src.Run(pctx, func(tracks []*media.Track) *media.Stream {
 		ok = true
-		cancel(errProbed)
+		cancel() // tracks known: done
 		return media.NewStream(tracks)
 	})
 	if ctx.Err() != nil || a.hub.Active(id) {
 		return
 	}
-	now := started
 	switch {
 	case ok:
-		a.setStatus(id, model.ChannelStatusOnline, "", "", now)
+		a.setStatus(id, model.ChannelStatusOnline, "", "", started)
 	case err != nil:
-		a.setStatus(id, model.ChannelStatusOffline, string(media.ReasonOf(err)), err.Error(), now)
+		a.setStatus(id, model.ChannelStatusOffline, string(media.ReasonOf(err)), err.Error(), started)
 	default: // Run returned nil on the timeout
-		a.setStatus(id, model.ChannelStatusOffline, string(media.ReasonTimeout), "probe: no tracks in time", now)
+		a.setStatus(id, model.ChannelStatusOffline, string(media.ReasonTimeout), "probe: no tracks in time", started)
 	}
 }

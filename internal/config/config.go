@@ -139,7 +139,13 @@ func Default() Config {
 // not empty) and then with the environment (environ is os.Environ() in
 // production). It does not validate; call Validate.
 func Load(path string, environ []string) (Config, error) {
-	cfg := Default()
+	return LoadOver(Default(), path, environ)
+}
+
+// LoadOver is Load with base in place of the defaults, for commands that
+// have defaults of their own (xueliang demo).
+func LoadOver(base Config, path string, environ []string) (Config, error) {
+	cfg := base
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {

@@ -107,3 +107,15 @@ func TestValidateNamesField(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadOverKeepsBase(t *testing.T) {
+	base := Default()
+	base.Streams.ProbeInterval = Duration(30 * time.Second)
+	c, err := LoadOver(base, "", []string{"XUELIANG_LOG_LEVEL=debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Streams.ProbeInterval.D() != 30*time.Second || c.Log.Level != "debug" {
+		t.Fatalf("probe %s, level %s", c.Streams.ProbeInterval, c.Log.Level)
+	}
+}

@@ -440,9 +440,10 @@ func (ss *session) emitLocked(u *media.Unit) {
 		}
 		return
 	}
+	size := u.Size()
 	ss.src.units.Add(1)
-	ss.src.bytes.Add(uint64(u.Size()))
-	ss.src.metrics.unit(u.Size())
+	ss.src.bytes.Add(uint64(size))
+	ss.src.metrics.unit(size)
 	ss.stream.Write(u)
 }
 

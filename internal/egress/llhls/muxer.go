@@ -693,16 +693,24 @@ func (m *muxer) waitPlaylist(ctx context.Context, msn uint64, partIdx int) (*sna
 			timer = time.NewTimer(3 * time.Duration(snap.target) * time.Second)
 			defer timer.Stop()
 		}
-		select {
-		case <-snap.changed:
-		case <-m.done:
-			status, code, msg := m.stoppedError()
+		if status, code, msg := m.await(ctx, snap.changed, timer, "playlist update not ready, retry"); status != 0 {
 			return nil, status, code, msg
-		case <-ctx.Done():
-			return nil, http.StatusServiceUnavailable, codeCanceled, "request canceled"
-		case <-timer.C:
-			return nil, http.StatusServiceUnavailable, codeNotReady, "playlist update not ready, retry"
 		}
+	}
+}
+
+// await waits until changed is closed (a zero status), or returns the error
+// to answer when the muxer stops, the request ends or timer fires.
+func (m *muxer) await(ctx context.Context, changed <-chan struct{}, timer *time.Timer, notReady string) (int, string, string) {
+	select {
+	case <-changed:
+		return 0, "", ""
+	case <-m.done:
+		return m.stoppedError()
+	case <-ctx.Done():
+		return http.StatusServiceUnavailable, codeCanceled, "request canceled"
+	case <-timer.C:
+		return http.StatusServiceUnavailable, codeNotReady, notReady
 	}
 }
 
@@ -726,15 +734,8 @@ func (m *muxer) waitPart(ctx context.Context, n uint64) (*part, int, string, str
 			timer = time.NewTimer(m.s.cfg.ReadyTimeout)
 			defer timer.Stop()
 		}
-		select {
-		case <-snap.changed:
-		case <-m.done:
-			status, code, msg := m.stoppedError()
+		if status, code, msg := m.await(ctx, snap.changed, timer, "part not ready, retry"); status != 0 {
 			return nil, status, code, msg
-		case <-ctx.Done():
-			return nil, http.StatusServiceUnavailable, codeCanceled, "request canceled"
-		case <-timer.C:
-			return nil, http.StatusServiceUnavailable, codeNotReady, "part not ready, retry"
 		}
 	}
 }

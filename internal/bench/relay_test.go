@@ -353,26 +353,9 @@ func (b *bench) runXueliang(n int, out string, env []string, profile string) res
 	if profile != "" {
 		go func() {
 			time.Sleep(b.warmup + b.window/4)
-			res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(b.window.Seconds()/2)))
-			if err != nil {
-				b.t.Logf("profile: %v", err)
-				return
-			}
-			defer res.Body.Close()
-			f, _ := os.Create(profile)
-			io.Copy(f, res.Body)
-			f.Close()
+			save(b.t, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(b.window.Seconds()/2)), profile)
 		}()
-		defer func() {
-			res, err := http.Get(base + "/debug/pprof/heap")
-			if err != nil {
-				return
-			}
-			defer res.Body.Close()
-			f, _ := os.Create(strings.TrimSuffix(profile, ".prof") + ".heap")
-			io.Copy(f, res.Body)
-			f.Close()
-		}()
+		defer save(b.t, base+"/debug/pprof/heap", strings.TrimSuffix(profile, ".prof")+".heap")
 	}
 	startFrames := make([]int64, n)
 	time.AfterFunc(b.warmup, func() {
@@ -536,6 +519,23 @@ func (b *bench) latency(tries int) string {
 		"| first LL-HLS part downloaded | %s | %s |\n| first LL-HLS video frame | %s | %s |\n| first WebRTC video RTP packet | %s | %s |\n"+
 		"| first LL-HLS video frame, source already running (warm) | %s | %s |",
 		tries, pct(part, .5), pct(part, .95), pct(frame, .5), pct(frame, .95), pct(rtc, .5), pct(rtc, .95), pct(warm, .5), pct(warm, .95))
+}
+
+// save writes what url answers to the file path (profiles of the server).
+func save(t *testing.T, url, path string) {
+	res, err := http.Get(url)
+	if err != nil {
+		t.Logf("%s: %v", url, err)
+		return
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Logf("%s: %v", path, err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, res.Body)
 }
 
 func cpuModel() string {

@@ -322,7 +322,7 @@ func (s *Server) createLive(w http.ResponseWriter, r *http.Request) error {
 		if v := st.VideoTrack(); v >= 0 {
 			out.VideoCodec = st.Tracks()[v].Codec.String()
 			if out.VideoCodec == "H265" {
-				out.Note = "H.265 video: play the hls URL; WebRTC carries H.264 only"
+				out.Note = "H.265 video: WebRTC works only if the browser offers H.265; otherwise play the hls URL where H.265 decodes"
 			}
 		}
 	}

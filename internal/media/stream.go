@@ -4,7 +4,6 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Errors reported by Reader.Err.
@@ -37,7 +36,6 @@ type Stream struct {
 	written atomic.Uint64 // units written
 	bytes   atomic.Uint64 // payload bytes written
 	dropped atomic.Uint64 // units dropped across all readers, ever
-	lastAt  atomic.Int64  // unix nanoseconds of the last Write
 
 	mu       sync.Mutex // guards the fields below
 	readers  map[*Reader]struct{}
@@ -73,7 +71,6 @@ func (s *Stream) VideoTrack() int { return s.video }
 func (s *Stream) Write(u *Unit) {
 	s.written.Add(1)
 	s.bytes.Add(uint64(u.Size()))
-	s.lastAt.Store(time.Now().UnixNano())
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -158,19 +155,15 @@ func (s *Stream) Close(cause error) {
 
 // StreamStats is a snapshot of a stream's counters.
 type StreamStats struct {
-	Units    uint64    // units written
-	Bytes    uint64    // payload bytes written
-	Dropped  uint64    // units lost by slow readers
-	Readers  int       // readers attached now
-	LastUnit time.Time // time of the last write, zero if none
+	Units   uint64 // units written
+	Bytes   uint64 // payload bytes written
+	Dropped uint64 // units lost by slow readers
+	Readers int    // readers attached now
 }
 
 // Stats returns a snapshot of the stream's counters.
 func (s *Stream) Stats() StreamStats {
 	st := StreamStats{Units: s.written.Load(), Bytes: s.bytes.Load(), Dropped: s.dropped.Load()}
-	if ns := s.lastAt.Load(); ns != 0 {
-		st.LastUnit = time.Unix(0, ns)
-	}
 	s.mu.Lock()
 	st.Readers = len(s.readers)
 	s.mu.Unlock()

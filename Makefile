@@ -6,6 +6,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/xueliang/xueliang/internal/app.Version=$(VERSION)
 # Test timeout per package; the whole suite aims at well under 20 minutes on 2 cores.
 TEST_TIMEOUT ?= 15m
+# The S3 server that the recording tests start (a gateway serving a folder over S3).
+VERSITYGW_VERSION ?= v1.8.0
 
 .PHONY: help build demo test test-deps test-go lint bench fuzz clips clean
 
@@ -18,7 +20,7 @@ build: ## build bin/xueliang
 demo: build ## run the platform with a simulated city (http://127.0.0.1:8080)
 	./$(BIN) demo $(DEMO_ARGS)
 
-test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font, socat, playwright-core)
+test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font, socat, playwright-core, versitygw)
 	@missing=""; for p in ffmpeg:ffmpeg chromium:chromium socat:socat; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
@@ -27,6 +29,9 @@ test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font
 	  { echo "could not install$$missing: run as root or install them yourself"; exit 1; }; fi; \
 	for c in ffmpeg ffprobe chromium socat; do command -v $$c >/dev/null || { echo "$$c is still missing after apt-get: install it (Debian package of the same name; ffprobe comes with ffmpeg)"; exit 1; }; done
 	@cd tests/browser && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent
+	@command -v versitygw >/dev/null || [ -x "$$($(GO) env GOPATH)/bin/versitygw" ] || \
+	  { echo "installing versitygw $(VERSITYGW_VERSION) (the S3 server of the tests)"; \
+	  $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); }
 
 test: test-deps test-go ## run every test (Go with -race, fuzz seed corpora, the browser test)
 

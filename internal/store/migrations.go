@@ -93,6 +93,60 @@ CREATE INDEX channels_status_idx ON channels (status);
 CREATE INDEX channels_device_id_idx ON channels (device_id);
 `,
 	},
+	{
+		version: 2,
+		name:    "recording plans, segments, exports",
+		// segments has no foreign key to channels: recordings outlive a
+		// deleted channel until retention removes them, and channel ids
+		// are never reused (AUTOINCREMENT). Rows stay narrow because a
+		// city keeps tens of millions of them (30 days of 60 s segments).
+		sqlite: `
+CREATE TABLE recording_plans (
+	channel_id     BIGINT PRIMARY KEY REFERENCES channels (id) ON DELETE CASCADE,
+	mode           TEXT NOT NULL,
+	schedule       TEXT NOT NULL DEFAULT '[]',
+	retention_days INTEGER NOT NULL DEFAULT 0,
+	updated_at     BIGINT NOT NULL
+);
+
+CREATE TABLE segments (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	channel_id BIGINT NOT NULL,
+	start_ms   BIGINT NOT NULL,
+	end_ms     BIGINT NOT NULL,
+	bytes      BIGINT NOT NULL,
+	blob_key   TEXT NOT NULL,
+	location   TEXT NOT NULL,
+	sha256     TEXT NOT NULL,
+	codec      TEXT NOT NULL,
+	run        BIGINT NOT NULL
+);
+CREATE INDEX segments_channel_start_idx ON segments (channel_id, start_ms);
+CREATE INDEX segments_start_idx ON segments (start_ms);
+
+CREATE TABLE exports (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	requested_by  TEXT NOT NULL,
+	requested_at  BIGINT NOT NULL,
+	start_ms      BIGINT NOT NULL,
+	end_ms        BIGINT NOT NULL,
+	channels      TEXT NOT NULL,
+	state         TEXT NOT NULL,
+	progress      REAL NOT NULL DEFAULT 0,
+	error         TEXT NOT NULL DEFAULT '',
+	bytes         BIGINT NOT NULL DEFAULT 0,
+	finished_at   BIGINT NOT NULL DEFAULT 0,
+	released_at   BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE segment_locks (
+	segment_id BIGINT NOT NULL,
+	export_id  BIGINT NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
+	PRIMARY KEY (segment_id, export_id)
+);
+CREATE INDEX segment_locks_export_idx ON segment_locks (export_id);
+`,
+	},
 }
 
 // latestVersion is the schema version this binary writes.

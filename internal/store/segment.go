@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/xueliang/xueliang/internal/model"
+)
+
+// MaxSegmentDuration bounds the length of one segment. Range queries rely
+// on it: a segment that overlaps [from, to) starts after from minus this,
+// so the (channel_id, start_ms) index answers them without scanning the
+// channel's history.
+const MaxSegmentDuration = time.Hour
+
+// ErrLocked: a segment is locked by an evidence export and may not be
+// deleted until the export is released.
+var ErrLocked = errors.New("locked by an export")
+
+const segmentColumns = `id, channel_id, start_ms, end_ms, bytes, blob_key, location, sha256, codec, run`
+
+func scanSegment(sc scanner) (model.Segment, error) {
+	var g model.Segment
+	var start, end int64
+	var loc string
+	err := sc.Scan(&g.ID, &g.ChannelID, &start, &end, &g.Bytes, &g.Key, &loc, &g.SHA256, &g.Codec, &g.Run)
+	g.Start, g.End, g.Location = fromMillis(start), fromMillis(end), model.Location(loc)
+	return g, err
+}
+
+// AddSegment indexes a finished segment and sets g.ID.
+func (s *Store) AddSegment(ctx context.Context, g *model.Segment) error {
+	if err := checkSegment(g); err != nil {
+		return fmt.Errorf("store: add segment %s: %w", g.Key, err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO segments (channel_id, start_ms, end_ms, bytes, blob_key, location, sha256, codec, run)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		g.ChannelID, toMillis(g.Start), toMillis(g.End), g.Bytes, g.Key, string(g.Location), g.SHA256, g.Codec, g.Run)
+	if err != nil {
+		return fmt.Errorf("store: add segment %s: %w", g.Key, err)
+	}
+	g.ID, err = res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("store: add segment %s: %w", g.Key, err)
+	}
+	return nil
+}
+
+func checkSegment(g *model.Segment) error {
+	switch {
+	case g.ChannelID <= 0:
+		return &model.FieldError{Field: "channel_id", Message: "must be set"}
+	case g.Key == "":
+		return &model.FieldError{Field: "key", Message: "must be set"}
+	case g.Start.IsZero() || g.End.Before(g.Start):
+		return &model.FieldError{Field: "end", Message: "must not be before start"}
+	case g.End.Sub(g.Start) > MaxSegmentDuration:
+		return &model.FieldError{Field: "end", Message: fmt.Sprintf("a segment lasts at most %v, got %v", MaxSegmentDuration, g.End.Sub(g.Start))}
+	case g.Location != model.LocationDisk && g.Location != model.LocationS3:
+		return &model.FieldError{Field: "location", Message: fmt.Sprintf("must be disk or s3, got %q", g.Location)}
+	}
+	return nil
+}
+
+// Segments returns the segments of a channel that overlap [from, to),
+// ordered by start.
+func (s *Store) Segments(ctx context.Context, channelID int64, from, to time.Time) ([]model.Segment, error) {
+	f, t := toMillis(from), toMillis(to)
+	return queryAll(ctx, s, "list segments", `SELECT `+segmentColumns+` FROM segments
+WHERE channel_id = $1 AND start_ms > $2 AND start_ms < $3 AND end_ms > $4
+ORDER BY start_ms`, []any{channelID, f - MaxSegmentDuration.Milliseconds(), t, f}, scanSegment)
+}
+
+// Segment returns the segment with the given id.
+func (s *Store) Segment(ctx context.Context, id int64) (model.Segment, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = $1`, id)
+	g, err := scanSegment(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, fmt.Errorf("store: segment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return g, fmt.Errorf("store: segment %d: %w", id, err)
+	}
+	return g, nil
+}
+
+// SegmentIndexed reports whether a segment of the channel with the given
+// start and key is in the index. The start-up scan asks it of every file.
+func (s *Store) SegmentIndexed(ctx context.Context, channelID int64, start time.Time, key string) (bool, error) {
+	ok, err := rowExists(ctx, s.r, `SELECT 1 FROM segments WHERE channel_id = $1 AND start_ms = $2 AND blob_key = $3`,
+		channelID, toMillis(start), key)
+	if err != nil {
+		return false, fmt.Errorf("store: segment indexed %s: %w", key, err)
+	}
+	return ok, nil
+}
+
+// SegmentsAt returns up to limit segments held at loc, oldest first: the
+// upload backlog when loc is the disk and the platform records to S3.
+func (s *Store) SegmentsAt(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error) {
+	return queryAll(ctx, s, "list segments at "+string(loc), `SELECT `+segmentColumns+` FROM segments
+WHERE location = $1 ORDER BY start_ms LIMIT $2`, []any{string(loc), limit}, scanSegment)
+}
+
+// CountSegmentsAt returns how many segments, and how many bytes, are held at
+// loc.
+func (s *Store) CountSegmentsAt(ctx context.Context, loc model.Location) (n, bytes int64, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segments WHERE location = $1`, string(loc)).Scan(&n, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: count segments at %s: %w", loc, err)
+	}
+	return n, bytes, nil
+}
+
+// SetSegmentLocation records that the segment moved to loc.
+func (s *Store) SetSegmentLocation(ctx context.Context, id int64, loc model.Location) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE segments SET location = $1 WHERE id = $2`, string(loc), id)
+	if err != nil {
+		return fmt.Errorf("store: set segment %d location: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: set segment %d location: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteSegment removes a segment from the index unless an export locks
+// it (ErrLocked). The caller deletes the file first: a file without a row
+// is found again by the start-up scan, a row without a file is not.
+func (s *Store) DeleteSegment(ctx context.Context, id int64) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		locked, err := rowExists(ctx, tx, `SELECT 1 FROM segment_locks WHERE segment_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if locked {
+			return ErrLocked
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM segments WHERE id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete segment %d: %w", id, err)
+	}
+	return nil
+}
+
+// ExpiredSegments returns up to limit unlocked segments of a channel that
+// ended before cutoff, oldest first.
+func (s *Store) ExpiredSegments(ctx context.Context, channelID int64, cutoff time.Time, limit int) ([]model.Segment, error) {
+	return queryAll(ctx, s, "list expired segments", `SELECT `+segmentColumns+` FROM segments
+WHERE channel_id = $1 AND start_ms < $2 AND end_ms < $2
+AND NOT EXISTS (SELECT 1 FROM segment_locks l WHERE l.segment_id = segments.id)
+ORDER BY start_ms LIMIT $3`, []any{channelID, toMillis(cutoff), limit}, scanSegment)
+}
+
+// OldestSegments returns up to limit unlocked segments of every channel,
+// oldest first: what the disk guard deletes when space runs out.
+func (s *Store) OldestSegments(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error) {
+	return queryAll(ctx, s, "list oldest segments", `SELECT `+segmentColumns+` FROM segments
+WHERE location = $1 AND NOT EXISTS (SELECT 1 FROM segment_locks l WHERE l.segment_id = segments.id)
+ORDER BY start_ms LIMIT $2`, []any{string(loc), limit}, scanSegment)
+}
+
+// RecordedChannels returns the ids of the channels that have segments.
+func (s *Store) RecordedChannels(ctx context.Context) ([]int64, error) {
+	return queryAll(ctx, s, "list recorded channels", `SELECT DISTINCT channel_id FROM segments ORDER BY channel_id`, nil,
+		func(sc scanner) (int64, error) {
+			var id int64
+			return id, sc.Scan(&id)
+		})
+}
+
+// PutRecordPlan validates p and stores it as the plan of its channel,
+// replacing any previous one. Errors: a wrapped *model.FieldError,
+// ErrNotFound when the channel does not exist.
+func (s *Store) PutRecordPlan(ctx context.Context, p *model.RecordPlan) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("store: put recording plan of channel %d: %w", p.ChannelID, err)
+	}
+	sched := p.Schedule
+	if sched == nil {
+		sched = []model.WeeklyRange{}
+	}
+	js, err := json.Marshal(sched)
+	if err != nil {
+		return fmt.Errorf("store: put recording plan of channel %d: %w", p.ChannelID, err)
+	}
+	p.UpdatedAt = s.nowMillis()
+	_, err = s.w.ExecContext(ctx, `INSERT INTO recording_plans (channel_id, mode, schedule, retention_days, updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (channel_id) DO UPDATE SET mode = excluded.mode, schedule = excluded.schedule,
+	retention_days = excluded.retention_days, updated_at = excluded.updated_at`,
+		p.ChannelID, string(p.Mode), string(js), p.RetentionDays, toMillis(p.UpdatedAt))
+	if err != nil {
+		if s.dialect.classify(err) == errForeignKey {
+			return fmt.Errorf("store: put recording plan: channel %d: %w", p.ChannelID, ErrNotFound)
+		}
+		return fmt.Errorf("store: put recording plan of channel %d: %w", p.ChannelID, err)
+	}
+	return nil
+}
+
+const planColumns = `channel_id, mode, schedule, retention_days, updated_at`
+
+func scanPlan(sc scanner) (model.RecordPlan, error) {
+	var p model.RecordPlan
+	var mode, sched string
+	var updated int64
+	if err := sc.Scan(&p.ChannelID, &mode, &sched, &p.RetentionDays, &updated); err != nil {
+		return p, err
+	}
+	p.Mode, p.UpdatedAt = model.RecordMode(mode), fromMillis(updated)
+	if err := json.Unmarshal([]byte(sched), &p.Schedule); err != nil {
+		return p, fmt.Errorf("schedule of channel %d: %w", p.ChannelID, err)
+	}
+	return p, nil
+}
+
+// RecordPlan returns the plan of a channel; a channel without one has the
+// plan {Mode: off}.
+func (s *Store) RecordPlan(ctx context.Context, channelID int64) (model.RecordPlan, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+planColumns+` FROM recording_plans WHERE channel_id = $1`, channelID)
+	p, err := scanPlan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.RecordPlan{ChannelID: channelID, Mode: model.RecordOff}, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("store: recording plan of channel %d: %w", channelID, err)
+	}
+	return p, nil
+}
+
+// RecordPlans returns every stored plan, ordered by channel.
+func (s *Store) RecordPlans(ctx context.Context) ([]model.RecordPlan, error) {
+	return queryAll(ctx, s, "list recording plans", `SELECT `+planColumns+` FROM recording_plans ORDER BY channel_id`, nil, scanPlan)
+}

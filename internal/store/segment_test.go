@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/xueliang/xueliang/internal/model"
+)
+
+func addSegments(t *testing.T, s *Store, channelID int64, start time.Time, n int, d time.Duration) []model.Segment {
+	t.Helper()
+	var out []model.Segment
+	for i := range n {
+		st := start.Add(time.Duration(i) * d)
+		g := model.Segment{ChannelID: channelID, Start: st, End: st.Add(d), Bytes: 1000,
+			Key: fmt.Sprintf("%d/%s.mp4", channelID, st.Format(time.RFC3339)), Location: model.LocationDisk,
+			SHA256: "00", Codec: "avc1.64001f", Run: 1}
+		if err := s.AddSegment(context.Background(), &g); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func TestSegmentsInRange(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	segs := addSegments(t, s, 1, t0, 10, time.Minute)
+	addSegments(t, s, 2, t0, 10, time.Minute)
+
+	got, err := s.Segments(ctx, 1, t0.Add(90*time.Second), t0.Add(4*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// [10:01:30, 10:04:00) overlaps the segments that start at 10:01, 10:02, 10:03.
+	if len(got) != 3 || got[0].ID != segs[1].ID || got[2].ID != segs[3].ID {
+		t.Fatalf("got %+v", got)
+	}
+	if g := got[0]; !g.Start.Equal(segs[1].Start) || !g.End.Equal(segs[1].End) || g.Location != model.LocationDisk || g.Run != 1 {
+		t.Errorf("round trip: %+v", g)
+	}
+	if got, _ := s.Segments(ctx, 1, t0.Add(-time.Hour), t0); len(got) != 0 {
+		t.Errorf("a range before the first segment found %d", len(got))
+	}
+	bad := model.Segment{ChannelID: 1, Start: t0, End: t0.Add(2 * time.Hour), Key: "k", Location: model.LocationDisk}
+	if err := s.AddSegment(ctx, &bad); err == nil {
+		t.Error("a two-hour segment was accepted; range queries assume at most MaxSegmentDuration")
+	}
+}
+
+func TestLockedSegmentsAreNotDeleted(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	segs := addSegments(t, s, 1, t0, 3, time.Minute)
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO exports (requested_by, requested_at, start_ms, end_ms, channels, state) VALUES ('u', 0, 0, 0, '[1]', 'done')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO segment_locks (segment_id, export_id) VALUES ($1, 1)`, segs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := s.ExpiredSegments(ctx, 1, t0.Add(time.Hour), 10)
+	if err != nil || len(exp) != 2 || exp[0].ID != segs[1].ID {
+		t.Fatalf("expired: %+v, %v", exp, err)
+	}
+	if err := s.DeleteSegment(ctx, segs[0].ID); !errors.Is(err, ErrLocked) {
+		t.Fatalf("deleting a locked segment: %v", err)
+	}
+	if err := s.DeleteSegment(ctx, segs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.OldestSegments(ctx, model.LocationDisk, 10)
+	if err != nil || len(old) != 1 || old[0].ID != segs[2].ID {
+		t.Fatalf("oldest: %+v, %v", old, err)
+	}
+}
+
+func TestRecordPlans(t *testing.T) {
+	s := openQingyuan(t)
+	ctx := context.Background()
+	ch := createChannels(t, s, "441821101")[0]
+	p, err := s.RecordPlan(ctx, ch.ID)
+	if err != nil || p.Mode != model.RecordOff {
+		t.Fatalf("a channel without a plan: %+v, %v", p, err)
+	}
+	want := model.RecordPlan{ChannelID: ch.ID, Mode: model.RecordSchedule, RetentionDays: 7,
+		Schedule: []model.WeeklyRange{{Weekday: time.Monday, From: 8 * 60, To: 18 * 60}}}
+	if err := s.PutRecordPlan(ctx, &want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RecordPlan(ctx, ch.ID)
+	if err != nil || got.Mode != want.Mode || got.RetentionDays != 7 || len(got.Schedule) != 1 || got.Schedule[0] != want.Schedule[0] {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if err := s.PutRecordPlan(ctx, &model.RecordPlan{ChannelID: 999999, Mode: model.RecordContinuous}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a plan for a missing channel: %v", err)
+	}
+	var fe *model.FieldError
+	if err := s.PutRecordPlan(ctx, &model.RecordPlan{ChannelID: ch.ID, Mode: "sometimes"}); !errors.As(err, &fe) || fe.Field != "mode" {
+		t.Errorf("a bad mode: %v", err)
+	}
+	if err := s.DeleteChannel(ctx, ch.ID); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := s.RecordPlans(ctx); err != nil || len(all) != 0 {
+		t.Errorf("the plan of a deleted channel remains: %+v, %v", all, err)
+	}
+}

@@ -63,6 +63,8 @@ const (
 	ActionRead          Action = "read"
 	ActionManageDevices Action = "manage_devices"
 	ActionViewLive      Action = "view_live"
+	ActionPlayback      Action = "playback"
+	ActionExport        Action = "export"
 )
 
 // Authorizer decides whether the caller of r may do action, on channel
@@ -102,6 +104,9 @@ type Config struct {
 	Version   string
 	// Registerer receives the request metrics; nil means none.
 	Registerer prometheus.Registerer
+	// Recordings, if set, serves recording plans, timelines and playback
+	// URLs; without it those endpoints answer 501.
+	Recordings Recordings
 	// OnChannelChanged is called after a channel was updated or deleted,
 	// so that a running source reconnects with the new settings.
 	OnChannelChanged func(channelID int64)
@@ -142,6 +147,10 @@ var routes = []route{
 	{"DELETE", "/api/v1/channels/{id}", ActionManageDevices, (*Server).deleteChannel},
 	{"POST", "/api/v1/channels/{id}/live", ActionViewLive, (*Server).createLive},
 	{"GET", "/api/v1/streams", ActionRead, (*Server).listStreams},
+	{"GET", "/api/v1/channels/{id}/recording-plan", ActionRead, (*Server).getRecordPlan},
+	{"PUT", "/api/v1/channels/{id}/recording-plan", ActionManageDevices, (*Server).putRecordPlan},
+	{"GET", "/api/v1/channels/{id}/recordings", ActionPlayback, (*Server).getRecordings},
+	{"POST", "/api/v1/channels/{id}/playback", ActionPlayback, (*Server).createPlayback},
 }
 
 // New returns a Server.

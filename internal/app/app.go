@@ -54,6 +54,7 @@ type App struct {
 	hls         *llhls.Server
 	whep        *whep.Server
 	api         *api.Server
+	rec         *recordings
 	srv         *http.Server
 	ln          net.Listener
 
@@ -144,6 +145,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.whep.Start(); err != nil {
 		return err
 	}
+	if err := a.startRecording(ctx, runCtx); err != nil {
+		return err
+	}
 	a.api, err = api.New(api.Config{
 		Store:      a.store,
 		Streams:    a.hub,
@@ -153,8 +157,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Logger:     a.log,
 		Version:    Version,
 		Registerer: a.reg,
+		Recordings: a.rec,
 		// A changed or deleted channel reconnects (or stops) at once.
-		OnChannelChanged: a.hub.Reset,
+		OnChannelChanged: a.channelChanged,
 	})
 	if err != nil {
 		return err

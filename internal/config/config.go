@@ -54,6 +54,7 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Streams Streams `yaml:"streams"`
 	Live    Live    `yaml:"live"`
+	Record  Record  `yaml:"record"`
 
 	// UnknownEnv lists XUELIANG_* variables that name no setting, most
 	// likely typos; the caller logs them (other tools of the project, such
@@ -111,6 +112,46 @@ type Live struct {
 	HLSIdleTimeout Duration `yaml:"hls_idle_timeout"`
 }
 
+// Record configures recording, the blob store of recordings, retention
+// and evidence exports.
+type Record struct {
+	// Dir is the local recordings folder (and, with S3, the spool of
+	// segments waiting for upload). Default DataDir/recordings.
+	Dir string `yaml:"dir"`
+	// SegmentDuration is the length of one segment file.
+	SegmentDuration Duration `yaml:"segment_duration"`
+	// PartDuration is the longest fragment: what a crash may lose.
+	PartDuration Duration `yaml:"part_duration"`
+	// RetentionDays is how long segments are kept unless a channel's plan
+	// says otherwise.
+	RetentionDays int `yaml:"retention_days"`
+	// RetentionInterval is how often retention and the disk guard run.
+	RetentionInterval Duration `yaml:"retention_interval"`
+	// MinFreeMB is the disk guard: when the recordings folder's file
+	// system has less free space, the oldest unlocked segments are deleted
+	// and a warning is raised. 0 disables the guard.
+	MinFreeMB int `yaml:"min_free_mb"`
+	// MaxMB caps the bytes of segments on the local disk (a quota for a
+	// shared disk); the oldest unlocked segments go first. 0: no cap.
+	MaxMB int `yaml:"max_mb"`
+	// Timezone of weekly recording schedules ("Local", "Asia/Shanghai").
+	Timezone string `yaml:"timezone"`
+	// Store is where finished segments live: disk or s3.
+	Store string `yaml:"store"`
+	S3    S3     `yaml:"s3"`
+}
+
+// S3 configures S3-compatible object storage.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"` // host:port
+	Secure    bool   `yaml:"secure"`   // HTTPS
+	Region    string `yaml:"region"`
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+}
+
 // Default returns the embedded defaults: one machine, SQLite, local disk.
 func Default() Config {
 	return Config{
@@ -131,6 +172,15 @@ func Default() Config {
 			HLSSegmentCount: 4,
 			HLSPartDuration: Duration(500 * time.Millisecond),
 			HLSIdleTimeout:  Duration(15 * time.Second),
+		},
+		Record: Record{
+			SegmentDuration:   Duration(time.Minute),
+			PartDuration:      Duration(time.Second),
+			RetentionDays:     30,
+			RetentionInterval: Duration(time.Minute),
+			MinFreeMB:         2048,
+			Timezone:          "Local",
+			Store:             "disk",
 		},
 	}
 }
@@ -330,6 +380,41 @@ func (c *Config) Validate() error {
 		bad("live.hls_part_duration", "must be between 100ms and 2s, got %s", c.Live.HLSPartDuration)
 	}
 	positive("live.hls_idle_timeout", c.Live.HLSIdleTimeout)
+	r := &c.Record
+	if r.PartDuration < Duration(100*time.Millisecond) || r.PartDuration > Duration(time.Second) {
+		bad("record.part_duration", "must be between 100ms and 1s, got %s", r.PartDuration)
+	}
+	if r.SegmentDuration < r.PartDuration || r.SegmentDuration > Duration(time.Hour) {
+		bad("record.segment_duration", "must be between record.part_duration and 1h, got %s", r.SegmentDuration)
+	}
+	if r.RetentionDays < 1 || r.RetentionDays > 3650 {
+		bad("record.retention_days", "must be between 1 and 3650, got %d", r.RetentionDays)
+	}
+	positive("record.retention_interval", r.RetentionInterval)
+	if r.MinFreeMB < 0 {
+		bad("record.min_free_mb", "must not be negative (0 disables the disk guard), got %d", r.MinFreeMB)
+	}
+	if r.MaxMB < 0 {
+		bad("record.max_mb", "must not be negative (0: no quota), got %d", r.MaxMB)
+	}
+	if _, err := time.LoadLocation(r.Timezone); err != nil {
+		bad("record.timezone", "unknown time zone %q (use Local or an IANA name such as Asia/Shanghai)", r.Timezone)
+	}
+	switch r.Store {
+	case "disk":
+	case "s3":
+		if r.S3.Endpoint == "" {
+			bad("record.s3.endpoint", "must be set when record.store is s3")
+		}
+		if r.S3.Bucket == "" {
+			bad("record.s3.bucket", "must be set when record.store is s3")
+		}
+		if r.S3.AccessKey == "" || r.S3.SecretKey == "" {
+			bad("record.s3.access_key", "record.s3.access_key and record.s3.secret_key must be set when record.store is s3")
+		}
+	default:
+		bad("record.store", "must be disk or s3, got %q", r.Store)
+	}
 	return errors.Join(errs...)
 }
 

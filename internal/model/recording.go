@@ -120,3 +120,32 @@ func (p *RecordPlan) Active(t time.Time) bool {
 	}
 	return false
 }
+
+// ExportState is the state of an evidence export.
+type ExportState string
+
+// States of an export.
+const (
+	ExportQueued   ExportState = "queued"
+	ExportRunning  ExportState = "running"
+	ExportDone     ExportState = "done"
+	ExportFailed   ExportState = "failed"
+	ExportReleased ExportState = "released" // files deleted, segments unlocked
+)
+
+// Export is an evidence export: the recordings of one or more channels over
+// a range, written as one MP4 per channel plus a manifest, with the
+// segments it used locked against retention until it is released.
+type Export struct {
+	ID          int64
+	RequestedBy string
+	RequestedAt time.Time
+	Start, End  time.Time
+	ChannelIDs  []int64
+	State       ExportState
+	Progress    float64 // 0..1
+	Error       string
+	Bytes       int64
+	FinishedAt  time.Time
+	ReleasedAt  time.Time
+}

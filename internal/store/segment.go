@@ -129,8 +129,9 @@ func (s *Store) SetSegmentLocation(ctx context.Context, id int64, loc model.Loca
 }
 
 // DeleteSegment removes a segment from the index unless an export locks
-// it (ErrLocked). The caller deletes the file first: a file without a row
-// is found again by the start-up scan, a row without a file is not.
+// it (ErrLocked). The caller deletes the file afterwards: a file without a
+// row is found again by the start-up scan, a row without a file is a hole
+// in playback.
 func (s *Store) DeleteSegment(ctx context.Context, id int64) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		locked, err := rowExists(ctx, tx, `SELECT 1 FROM segment_locks WHERE segment_id = $1`, id)
@@ -238,4 +239,124 @@ func (s *Store) RecordPlan(ctx context.Context, channelID int64) (model.RecordPl
 // RecordPlans returns every stored plan, ordered by channel.
 func (s *Store) RecordPlans(ctx context.Context) ([]model.RecordPlan, error) {
 	return queryAll(ctx, s, "list recording plans", `SELECT `+planColumns+` FROM recording_plans ORDER BY channel_id`, nil, scanPlan)
+}
+
+const exportColumns = `id, requested_by, requested_at, start_ms, end_ms, channels, state, progress, error, bytes, finished_at, released_at`
+
+func scanExport(sc scanner) (model.Export, error) {
+	var e model.Export
+	var req, start, end, fin, rel int64
+	var chans, state string
+	if err := sc.Scan(&e.ID, &e.RequestedBy, &req, &start, &end, &chans, &state, &e.Progress, &e.Error, &e.Bytes, &fin, &rel); err != nil {
+		return e, err
+	}
+	e.RequestedAt, e.Start, e.End, e.FinishedAt, e.ReleasedAt = fromMillis(req), fromMillis(start), fromMillis(end), fromMillis(fin), fromMillis(rel)
+	e.State = model.ExportState(state)
+	if err := json.Unmarshal([]byte(chans), &e.ChannelIDs); err != nil {
+		return e, fmt.Errorf("channels of export %d: %w", e.ID, err)
+	}
+	return e, nil
+}
+
+// CreateExport stores a new export and sets e.ID and e.RequestedAt.
+func (s *Store) CreateExport(ctx context.Context, e *model.Export) error {
+	if len(e.ChannelIDs) == 0 {
+		return fmt.Errorf("store: create export: %w", &model.FieldError{Field: "channel_ids", Message: "at least one channel is required"})
+	}
+	chans, err := json.Marshal(e.ChannelIDs)
+	if err != nil {
+		return fmt.Errorf("store: create export: %w", err)
+	}
+	if e.State == "" {
+		e.State = model.ExportQueued
+	}
+	e.RequestedAt = s.nowMillis()
+	res, err := s.w.ExecContext(ctx, `INSERT INTO exports (requested_by, requested_at, start_ms, end_ms, channels, state)
+VALUES ($1, $2, $3, $4, $5, $6)`, e.RequestedBy, toMillis(e.RequestedAt), toMillis(e.Start), toMillis(e.End), string(chans), string(e.State))
+	if err != nil {
+		return fmt.Errorf("store: create export: %w", err)
+	}
+	if e.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("store: create export: %w", err)
+	}
+	return nil
+}
+
+// UpdateExport stores the state, progress, error, size and times of e.
+func (s *Store) UpdateExport(ctx context.Context, e *model.Export) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE exports SET state = $1, progress = $2, error = $3, bytes = $4, finished_at = $5, released_at = $6
+WHERE id = $7`, string(e.State), e.Progress, e.Error, e.Bytes, toMillis(e.FinishedAt), toMillis(e.ReleasedAt), e.ID)
+	if err != nil {
+		return fmt.Errorf("store: update export %d: %w", e.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: update export %d: %w", e.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// GetExport returns the export with the given id.
+func (s *Store) GetExport(ctx context.Context, id int64) (model.Export, error) {
+	e, err := scanExport(s.r.QueryRowContext(ctx, `SELECT `+exportColumns+` FROM exports WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("store: export %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("store: export %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// ListExports returns the latest exports first, up to limit; with
+// unfinished, only those queued or running.
+func (s *Store) ListExports(ctx context.Context, unfinished bool, limit int) ([]model.Export, error) {
+	where := ""
+	if unfinished {
+		where = ` WHERE state IN ('queued', 'running')`
+	}
+	return queryAll(ctx, s, "list exports", `SELECT `+exportColumns+` FROM exports`+where+` ORDER BY id DESC LIMIT $1`,
+		[]any{limit}, scanExport)
+}
+
+// LockSegments locks segments for an export: retention and the disk guard
+// leave them alone until UnlockExport. Segments deleted since they were
+// listed make it fail with ErrNotFound, so that an export never claims a
+// segment it could not read.
+func (s *Store) LockSegments(ctx context.Context, exportID int64, segmentIDs []int64) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range segmentIDs {
+			ok, err := rowExists(ctx, tx, `SELECT 1 FROM segments WHERE id = $1`, id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("segment %d: %w (deleted by retention meanwhile)", id, ErrNotFound)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO segment_locks (segment_id, export_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, id, exportID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: lock segments for export %d: %w", exportID, err)
+	}
+	return nil
+}
+
+// UnlockExport releases the segments locked by an export.
+func (s *Store) UnlockExport(ctx context.Context, exportID int64) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM segment_locks WHERE export_id = $1`, exportID); err != nil {
+		return fmt.Errorf("store: unlock export %d: %w", exportID, err)
+	}
+	return nil
+}
+
+// LockedSegments returns how many segments an export locks.
+func (s *Store) LockedSegments(ctx context.Context, exportID int64) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM segment_locks WHERE export_id = $1`, exportID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: locked segments of export %d: %w", exportID, err)
+	}
+	return n, nil
 }

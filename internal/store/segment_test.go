@@ -58,10 +58,17 @@ func TestLockedSegmentsAreNotDeleted(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	segs := addSegments(t, s, 1, t0, 3, time.Minute)
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO exports (requested_by, requested_at, start_ms, end_ms, channels, state) VALUES ('u', 0, 0, 0, '[1]', 'done')`); err != nil {
+	e := model.Export{RequestedBy: "duty1", Start: t0, End: t0.Add(time.Minute), ChannelIDs: []int64{1}}
+	if err := s.CreateExport(ctx, &e); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO segment_locks (segment_id, export_id) VALUES ($1, 1)`, segs[0].ID); err != nil {
+	if err := s.LockSegments(ctx, e.ID, []int64{segs[0].ID, 999}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("locking a missing segment: %v", err)
+	}
+	if n, _ := s.LockedSegments(ctx, e.ID); n != 0 {
+		t.Fatalf("a failed lock left %d locks", n)
+	}
+	if err := s.LockSegments(ctx, e.ID, []int64{segs[0].ID}); err != nil {
 		t.Fatal(err)
 	}
 	exp, err := s.ExpiredSegments(ctx, 1, t0.Add(time.Hour), 10)
@@ -77,6 +84,20 @@ func TestLockedSegmentsAreNotDeleted(t *testing.T) {
 	old, err := s.OldestSegments(ctx, model.LocationDisk, 10)
 	if err != nil || len(old) != 1 || old[0].ID != segs[2].ID {
 		t.Fatalf("oldest: %+v, %v", old, err)
+	}
+	if err := s.UnlockExport(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSegment(ctx, segs[0].ID); err != nil {
+		t.Fatalf("deleting a released segment: %v", err)
+	}
+	e.State, e.Progress, e.Bytes = model.ExportReleased, 1, 42
+	if err := s.UpdateExport(ctx, &e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetExport(ctx, e.ID)
+	if err != nil || got.State != model.ExportReleased || got.Bytes != 42 || got.RequestedBy != "duty1" || len(got.ChannelIDs) != 1 || !got.Start.Equal(t0) {
+		t.Fatalf("export round trip: %+v, %v", got, err)
 	}
 }
 

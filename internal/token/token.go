@@ -26,6 +26,12 @@ type Scope string
 // Scopes of media tokens.
 const (
 	ScopeLive Scope = "live"
+	// ScopePlayback grants the recordings of one channel in the range
+	// [From, To) of the claims.
+	ScopePlayback Scope = "playback"
+	// ScopeExport grants the download of the files of one export; Channel
+	// holds the export's id.
+	ScopeExport Scope = "export"
 )
 
 // Errors returned by Verify.
@@ -44,6 +50,20 @@ type Claims struct {
 	User    string    `json:"u,omitempty"`
 	Expires time.Time `json:"-"`
 	Exp     int64     `json:"e"` // unix seconds, mirrors Expires on the wire
+	// From and To bound a playback token's range, in Unix milliseconds.
+	From int64 `json:"f,omitempty"`
+	To   int64 `json:"t,omitempty"`
+}
+
+// ErrOutOfRange is returned by CheckRange.
+var ErrOutOfRange = errors.New("token: the range was not granted")
+
+// CheckRange checks that [from, to) lies within the range the claims grant.
+func (c Claims) CheckRange(from, to time.Time) error {
+	if from.UnixMilli() < c.From || to.UnixMilli() > c.To || !to.After(from) {
+		return ErrOutOfRange
+	}
+	return nil
 }
 
 // Signer signs and verifies tokens with one secret key. It is safe for

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/xueliang/xueliang/internal/blob"
+	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/record"
+	"github.com/xueliang/xueliang/internal/store"
+)
+
+// recordings joins the recorder, the segment index and the blob stores
+// for the API (api.Recordings) and the playback server.
+type recordings struct {
+	store *store.Store
+	rec   *record.Recorder
+	cat   *record.Catalog
+}
+
+func (r *recordings) Plan(ctx context.Context, channelID int64) (model.RecordPlan, error) {
+	return r.store.RecordPlan(ctx, channelID)
+}
+
+func (r *recordings) SetPlan(ctx context.Context, p *model.RecordPlan) error {
+	if err := r.store.PutRecordPlan(ctx, p); err != nil {
+		return err
+	}
+	r.rec.SetPlan(*p)
+	return nil
+}
+
+func (r *recordings) Status(channelID int64) record.Status { return r.rec.Status(channelID) }
+
+func (r *recordings) Timeline(ctx context.Context, channelID int64, from, to time.Time) (record.Timeline, error) {
+	return r.cat.Timeline(ctx, channelID, from, to)
+}
+
+// recordDir returns the local recordings folder.
+func (a *App) recordDir() string {
+	if a.cfg.Record.Dir != "" {
+		return a.cfg.Record.Dir
+	}
+	return filepath.Join(a.cfg.DataDir, "recordings")
+}
+
+// startRecording builds the blob stores and the recorder. The recorder
+// runs until runCtx ends.
+func (a *App) startRecording(ctx, runCtx context.Context) error {
+	disk, err := blob.NewDisk(a.recordDir())
+	if err != nil {
+		return fmt.Errorf("app: recordings folder: %w (set record.dir to a writable folder)", err)
+	}
+	loc, err := time.LoadLocation(a.cfg.Record.Timezone)
+	if err != nil {
+		return fmt.Errorf("app: record.timezone: %w", err)
+	}
+	rec, err := record.New(record.Config{
+		Hub:             a.hub,
+		Index:           a.store,
+		Dir:             disk.Root(),
+		SegmentDuration: a.cfg.Record.SegmentDuration.D(),
+		PartDuration:    a.cfg.Record.PartDuration.D(),
+		Location:        loc,
+		Log:             a.log.With("component", "record"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.reg.Register(rec.Collector()); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.rec = &recordings{store: a.store, rec: rec, cat: &record.Catalog{Index: a.store, Rec: rec, Disk: disk}}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := rec.Run(runCtx); err != nil {
+			a.log.Error("recorder stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// channelChanged reconnects a changed channel's source and forgets the
+// recording plan of a deleted one.
+func (a *App) channelChanged(id int64) {
+	a.hub.Reset(id)
+	if a.rec == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.store.GetChannel(ctx, id); errors.Is(err, store.ErrNotFound) {
+		a.rec.rec.RemoveChannel(id)
+	}
+}

@@ -1,0 +1,249 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/xueliang/xueliang/internal/blob"
+	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/store"
+)
+
+// RetentionIndex is what retention needs of the segment index.
+type RetentionIndex interface {
+	RecordedChannels(ctx context.Context) ([]int64, error)
+	RecordPlans(ctx context.Context) ([]model.RecordPlan, error)
+	ExpiredSegments(ctx context.Context, channelID int64, cutoff time.Time, limit int) ([]model.Segment, error)
+	OldestSegments(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error)
+	CountSegmentsAt(ctx context.Context, loc model.Location) (n, bytes int64, err error)
+	DeleteSegment(ctx context.Context, id int64) error
+}
+
+// Retention deletes what the platform may no longer keep and guards the
+// recordings disk. Segments locked by an export are never deleted.
+//
+//   - Per channel, segments older than the plan's retention days (or
+//     DefaultDays) are deleted, from the disk or from S3: the platform
+//     does S3 lifecycle itself, so that the bucket needs no rules.
+//   - The disk guard: when the file system of the recordings folder has
+//     less than MinFree bytes free, or the segments on the disk take more
+//     than MaxBytes, the oldest unlocked segments on the disk are deleted
+//     until it is back within bounds, and a warning is raised (Warning)
+//     until it is.
+type Retention struct {
+	Index       RetentionIndex
+	Catalog     *Catalog
+	DefaultDays int
+	MinFree     uint64 // bytes; 0 disables the free-space guard
+	MaxBytes    int64  // bytes of segments on the disk; 0 disables the quota
+	Log         *slog.Logger
+	Now         func() time.Time
+	// FreeSpace returns the free and total bytes of the file system of a
+	// folder; nil means the operating system's answer.
+	FreeSpace func(dir string) (free, total uint64, err error)
+
+	mu      sync.Mutex
+	warning string
+	last    Report
+}
+
+// Report is the result of one pass of retention.
+type Report struct {
+	At           time.Time `json:"at"`
+	Expired      int       `json:"expired_deleted"`
+	Guarded      int       `json:"guard_deleted"`
+	FreedBytes   int64     `json:"freed_bytes"`
+	DiskFree     uint64    `json:"disk_free_bytes"`
+	DiskTotal    uint64    `json:"disk_total_bytes"`
+	SegmentBytes int64     `json:"segment_bytes_on_disk"`
+	Warning      string    `json:"warning,omitempty"`
+}
+
+// batch is how many segments one query returns.
+const batch = 500
+
+// Run applies retention every interval until ctx ends.
+func (r *Retention) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := r.Once(ctx); err != nil && ctx.Err() == nil {
+			r.log().Error("retention failed; it runs again at the next interval", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Retention) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
+func (r *Retention) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+// Warning returns the disk guard's warning, or "" when all is well.
+func (r *Retention) Warning() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.warning
+}
+
+// Last returns the report of the last pass.
+func (r *Retention) Last() Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Once runs one pass: expiry, then the disk guard.
+func (r *Retention) Once(ctx context.Context) (Report, error) {
+	rep := Report{At: r.now().UTC()}
+	err := r.expire(ctx, &rep)
+	if gerr := r.guard(ctx, &rep); gerr != nil {
+		err = errors.Join(err, gerr)
+	}
+	r.mu.Lock()
+	r.last = rep
+	r.warning = rep.Warning
+	r.mu.Unlock()
+	if rep.Expired+rep.Guarded > 0 {
+		r.log().Info("retention deleted segments", "expired", rep.Expired, "disk_guard", rep.Guarded, "freed_bytes", rep.FreedBytes)
+	}
+	return rep, err
+}
+
+func (r *Retention) expire(ctx context.Context, rep *Report) error {
+	days := map[int64]int{}
+	plans, err := r.Index.RecordPlans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if p.RetentionDays > 0 {
+			days[p.ChannelID] = p.RetentionDays
+		}
+	}
+	channels, err := r.Index.RecordedChannels(ctx)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	for _, ch := range channels {
+		d, ok := days[ch]
+		if !ok {
+			d = r.DefaultDays
+		}
+		cutoff := now.Add(-time.Duration(d) * 24 * time.Hour)
+		for {
+			segs, err := r.Index.ExpiredSegments(ctx, ch, cutoff, batch)
+			if err != nil {
+				return err
+			}
+			for _, g := range segs {
+				if err := r.delete(ctx, g); err != nil {
+					return err
+				}
+				rep.Expired++
+				rep.FreedBytes += g.Bytes
+			}
+			if len(segs) < batch {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// guard deletes the oldest unlocked segments on the disk while space is
+// short.
+func (r *Retention) guard(ctx context.Context, rep *Report) error {
+	if r.MinFree == 0 && r.MaxBytes == 0 {
+		return nil
+	}
+	dir := r.Catalog.Disk.Root()
+	freeSpace := r.FreeSpace
+	if freeSpace == nil {
+		freeSpace = diskFree
+	}
+	for {
+		free, total, err := freeSpace(dir)
+		if err != nil {
+			return fmt.Errorf("record: disk guard: %w", err)
+		}
+		_, used, err := r.Index.CountSegmentsAt(ctx, model.LocationDisk)
+		if err != nil {
+			return err
+		}
+		rep.DiskFree, rep.DiskTotal, rep.SegmentBytes = free, total, used
+		lowSpace := r.MinFree > 0 && free < r.MinFree
+		overQuota := r.MaxBytes > 0 && used > r.MaxBytes
+		if !lowSpace && !overQuota {
+			return nil
+		}
+		if rep.Warning == "" {
+			if lowSpace {
+				rep.Warning = fmt.Sprintf("recordings disk low: %d MB free, below record.min_free_mb (%d MB); deleting the oldest recordings",
+					free>>20, r.MinFree>>20)
+			} else {
+				rep.Warning = fmt.Sprintf("recordings over quota: %d MB of segments, above record.max_mb (%d MB); deleting the oldest recordings",
+					used>>20, r.MaxBytes>>20)
+			}
+			r.log().Warn("disk guard", "warning", rep.Warning)
+		}
+		segs, err := r.Index.OldestSegments(ctx, model.LocationDisk, 20)
+		if err != nil {
+			return err
+		}
+		if len(segs) == 0 {
+			rep.Warning += "; nothing left to delete but segments locked by exports: release exports or add space"
+			r.log().Error("disk guard cannot free space", "warning", rep.Warning)
+			return nil
+		}
+		for _, g := range segs {
+			if err := r.delete(ctx, g); err != nil {
+				return err
+			}
+			rep.Guarded++
+			rep.FreedBytes += g.Bytes
+		}
+	}
+}
+
+// delete removes a segment's file, then its index row. A locked segment
+// (locked since the query) is left alone.
+func (r *Retention) delete(ctx context.Context, g model.Segment) error {
+	var st blob.Store = r.Catalog.Disk
+	if g.Location == model.LocationS3 {
+		if r.Catalog.S3 == nil {
+			return fmt.Errorf("record: segment %s is in S3, but no S3 store is configured", g.Key)
+		}
+		st = r.Catalog.S3
+	}
+	if err := r.Index.DeleteSegment(ctx, g.ID); err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil
+		}
+		return err
+	}
+	// The row goes first: a file without a row is found again by the
+	// start-up scan (and expired again), a row without a file is a hole.
+	if err := st.Delete(ctx, g.Key); err != nil {
+		return fmt.Errorf("record: delete %s: %w", g.Key, err)
+	}
+	return nil
+}

@@ -1,7 +1,6 @@
 package record
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -130,7 +129,7 @@ func TestDiskGuardDeletesOldestFirstAndWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.retention(f.t0.Add(time.Hour)) // nothing expired yet
-	r.MaxBytes = 10 << 20                  // a quota of 10 files
+	r.MaxBytes = 10 << 20                 // a quota of 10 files
 	rep, err := r.Once(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -151,6 +151,7 @@ var routes = []route{
 	{"PUT", "/api/v1/channels/{id}/recording-plan", ActionManageDevices, (*Server).putRecordPlan},
 	{"GET", "/api/v1/channels/{id}/recordings", ActionPlayback, (*Server).getRecordings},
 	{"POST", "/api/v1/channels/{id}/playback", ActionPlayback, (*Server).createPlayback},
+	{"GET", "/api/v1/storage", ActionRead, (*Server).getStorage},
 }
 
 // New returns a Server.

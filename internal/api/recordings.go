@@ -23,6 +23,19 @@ type Recordings interface {
 	Status(channelID int64) record.Status
 	// Timeline returns the recorded intervals and gaps of [from, to).
 	Timeline(ctx context.Context, channelID int64, from, to time.Time) (record.Timeline, error)
+	// Storage reports disk and S3 usage and the disk guard's warning.
+	Storage(ctx context.Context) (record.Storage, error)
+}
+
+func (s *Server) getStorage(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Recordings == nil {
+		return errNoRecorder
+	}
+	st, err := s.cfg.Recordings.Storage(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, st)
 }
 
 var errNoRecorder = &Error{Status: http.StatusNotImplemented, Code: "no_recorder", Message: "this server does not record"}

@@ -86,7 +86,7 @@ func (d *Demo) seed(ctx context.Context) error {
 	if err := st.UpsertDivisions(ctx, DemoDivisions()); err != nil {
 		return err
 	}
-	for _, c := range d.Cameras {
+	for i, c := range d.Cameras {
 		ch, err := st.GetChannelByCode(ctx, c.Code)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -108,9 +108,26 @@ func (d *Demo) seed(ctx context.Context) error {
 				return err
 			}
 		}
+		if i < DemoRecorded {
+			// Record the first cameras unless the user changed their plan.
+			p, err := st.RecordPlan(ctx, ch.ID)
+			if err != nil {
+				return err
+			}
+			if p.UpdatedAt.IsZero() {
+				p.Mode = model.RecordContinuous
+				if err := d.App.rec.SetPlan(ctx, &p); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
+
+// DemoRecorded is how many of the demo's cameras (the first ones) record
+// continuously.
+const DemoRecorded = 8
 
 // Close stops the platform, then the simulator.
 func (d *Demo) Close() error {
@@ -133,9 +150,10 @@ func (d *Demo) PrintBanner(w io.Writer) {
     API       %s/api/v1/channels
     metrics   %s/metrics
     cameras   %d simulated cameras of 清远市 (Qingyuan) at rtsp://%s/cam/<code>
+    recording the first %d cameras, kept for %s (playback works after a minute)
     data      %s
 
-`, d.App.URL(), d.App.URL(), d.App.URL(), len(d.Cameras), d.Sim.Addr(), d.App.cfg.DataDir)
+`, d.App.URL(), d.App.URL(), d.App.URL(), len(d.Cameras), d.Sim.Addr(), DemoRecorded, d.App.cfg.Record.Retention, d.App.cfg.DataDir)
 }
 
 // demoProbeInterval keeps the demo's camera list fresh.
@@ -151,6 +169,10 @@ func DemoConfig(httpAddr, dataDir string) config.Config {
 		c.DataDir = dataDir
 	}
 	c.Streams.ProbeInterval = config.Duration(demoProbeInterval)
+	// Recordings of a few hours, and never more than 2 GB, so that the
+	// demo does not fill a laptop's disk.
+	c.Record.Retention = config.Duration(3 * time.Hour)
+	c.Record.MaxMB = 2048
 	// A demo on a loopback address keeps WebRTC's UDP port there too; one
 	// opened to the network opens it on every interface.
 	if host, _, err := net.SplitHostPort(c.HTTP.Addr); err == nil {

@@ -19,7 +19,10 @@ type recordings struct {
 	store *store.Store
 	rec   *record.Recorder
 	cat   *record.Catalog
+	ret   *record.Retention
 }
+
+func (r *recordings) Storage(ctx context.Context) (record.Storage, error) { return r.ret.Storage(ctx) }
 
 func (r *recordings) Plan(ctx context.Context, channelID int64) (model.RecordPlan, error) {
 	return r.store.RecordPlan(ctx, channelID)
@@ -73,13 +76,26 @@ func (a *App) startRecording(ctx, runCtx context.Context) error {
 	if err := a.reg.Register(rec.Collector()); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
-	a.rec = &recordings{store: a.store, rec: rec, cat: &record.Catalog{Index: a.store, Rec: rec, Disk: disk}}
-	a.wg.Add(1)
+	cat := &record.Catalog{Index: a.store, Rec: rec, Disk: disk}
+	ret := &record.Retention{
+		Index:      a.store,
+		Catalog:    cat,
+		DefaultAge: a.cfg.Record.Retention.D(),
+		MinFree:    uint64(a.cfg.Record.MinFreeMB) << 20,
+		MaxBytes:   int64(a.cfg.Record.MaxMB) << 20,
+		Log:        a.log.With("component", "retention"),
+	}
+	a.rec = &recordings{store: a.store, rec: rec, cat: cat, ret: ret}
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		if err := rec.Run(runCtx); err != nil {
 			a.log.Error("recorder stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer a.wg.Done()
+		ret.Run(runCtx, a.cfg.Record.RetentionInterval.D())
 	}()
 	return nil
 }

@@ -122,9 +122,9 @@ type Record struct {
 	SegmentDuration Duration `yaml:"segment_duration"`
 	// PartDuration is the longest fragment: what a crash may lose.
 	PartDuration Duration `yaml:"part_duration"`
-	// RetentionDays is how long segments are kept unless a channel's plan
-	// says otherwise.
-	RetentionDays int `yaml:"retention_days"`
+	// Retention is how long segments are kept unless a channel's plan
+	// says otherwise (in days): 720h is 30 days.
+	Retention Duration `yaml:"retention"`
 	// RetentionInterval is how often retention and the disk guard run.
 	RetentionInterval Duration `yaml:"retention_interval"`
 	// MinFreeMB is the disk guard: when the recordings folder's file
@@ -176,7 +176,7 @@ func Default() Config {
 		Record: Record{
 			SegmentDuration:   Duration(time.Minute),
 			PartDuration:      Duration(time.Second),
-			RetentionDays:     30,
+			Retention:         Duration(30 * 24 * time.Hour),
 			RetentionInterval: Duration(time.Minute),
 			MinFreeMB:         2048,
 			Timezone:          "Local",
@@ -387,8 +387,8 @@ func (c *Config) Validate() error {
 	if r.SegmentDuration < r.PartDuration || r.SegmentDuration > Duration(time.Hour) {
 		bad("record.segment_duration", "must be between record.part_duration and 1h, got %s", r.SegmentDuration)
 	}
-	if r.RetentionDays < 1 || r.RetentionDays > 3650 {
-		bad("record.retention_days", "must be between 1 and 3650, got %d", r.RetentionDays)
+	if r.Retention < Duration(time.Hour) || r.Retention > Duration(3650*24*time.Hour) {
+		bad("record.retention", "must be between 1h and 87600h (ten years), got %s", r.Retention)
 	}
 	positive("record.retention_interval", r.RetentionInterval)
 	if r.MinFreeMB < 0 {

@@ -27,7 +27,7 @@ type RetentionIndex interface {
 // recordings disk. Segments locked by an export are never deleted.
 //
 //   - Per channel, segments older than the plan's retention days (or
-//     DefaultDays) are deleted, from the disk or from S3: the platform
+//     DefaultAge) are deleted, from the disk or from S3: the platform
 //     does S3 lifecycle itself, so that the bucket needs no rules.
 //   - The disk guard: when the file system of the recordings folder has
 //     less than MinFree bytes free, or the segments on the disk take more
@@ -35,13 +35,15 @@ type RetentionIndex interface {
 //     until it is back within bounds, and a warning is raised (Warning)
 //     until it is.
 type Retention struct {
-	Index       RetentionIndex
-	Catalog     *Catalog
-	DefaultDays int
-	MinFree     uint64 // bytes; 0 disables the free-space guard
-	MaxBytes    int64  // bytes of segments on the disk; 0 disables the quota
-	Log         *slog.Logger
-	Now         func() time.Time
+	Index   RetentionIndex
+	Catalog *Catalog
+	// DefaultAge is how long segments of channels whose plan sets no
+	// retention days are kept.
+	DefaultAge time.Duration
+	MinFree    uint64 // bytes; 0 disables the free-space guard
+	MaxBytes   int64  // bytes of segments on the disk; 0 disables the quota
+	Log        *slog.Logger
+	Now        func() time.Time
 	// FreeSpace returns the free and total bytes of the file system of a
 	// folder; nil means the operating system's answer.
 	FreeSpace func(dir string) (free, total uint64, err error)
@@ -128,14 +130,14 @@ func (r *Retention) Once(ctx context.Context) (Report, error) {
 }
 
 func (r *Retention) expire(ctx context.Context, rep *Report) error {
-	days := map[int64]int{}
+	ages := map[int64]time.Duration{}
 	plans, err := r.Index.RecordPlans(ctx)
 	if err != nil {
 		return err
 	}
 	for _, p := range plans {
 		if p.RetentionDays > 0 {
-			days[p.ChannelID] = p.RetentionDays
+			ages[p.ChannelID] = time.Duration(p.RetentionDays) * 24 * time.Hour
 		}
 	}
 	channels, err := r.Index.RecordedChannels(ctx)
@@ -144,11 +146,11 @@ func (r *Retention) expire(ctx context.Context, rep *Report) error {
 	}
 	now := r.now()
 	for _, ch := range channels {
-		d, ok := days[ch]
+		age, ok := ages[ch]
 		if !ok {
-			d = r.DefaultDays
+			age = r.DefaultAge
 		}
-		cutoff := now.Add(-time.Duration(d) * 24 * time.Hour)
+		cutoff := now.Add(-age)
 		for {
 			segs, err := r.Index.ExpiredSegments(ctx, ch, cutoff, batch)
 			if err != nil {
@@ -246,4 +248,44 @@ func (r *Retention) delete(ctx context.Context, g model.Segment) error {
 		return fmt.Errorf("record: delete %s: %w", g.Key, err)
 	}
 	return nil
+}
+
+// Storage is the state of recording storage, for operators and the
+// console's status bar.
+type Storage struct {
+	Dir          string `json:"dir"`
+	Store        string `json:"store"` // where finished segments go: disk or s3
+	DiskFree     uint64 `json:"disk_free_bytes"`
+	DiskTotal    uint64 `json:"disk_total_bytes"`
+	DiskSegments int64  `json:"disk_segments"`
+	DiskBytes    int64  `json:"disk_bytes"`
+	S3Segments   int64  `json:"s3_segments"`
+	S3Bytes      int64  `json:"s3_bytes"`
+	// UploadBacklog counts the segments on the disk waiting for S3.
+	UploadBacklog int64  `json:"upload_backlog"`
+	Recording     int    `json:"recording_channels"`
+	Warning       string `json:"warning,omitempty"`
+	Retention     Report `json:"last_retention"`
+}
+
+// Storage reports the state of recording storage.
+func (r *Retention) Storage(ctx context.Context) (Storage, error) {
+	st := Storage{Dir: r.Catalog.Disk.Root(), Store: "disk", Warning: r.Warning(), Retention: r.Last()}
+	var err error
+	if st.DiskFree, st.DiskTotal, err = diskFree(st.Dir); err != nil {
+		return st, err
+	}
+	if st.DiskSegments, st.DiskBytes, err = r.Index.CountSegmentsAt(ctx, model.LocationDisk); err != nil {
+		return st, err
+	}
+	if st.S3Segments, st.S3Bytes, err = r.Index.CountSegmentsAt(ctx, model.LocationS3); err != nil {
+		return st, err
+	}
+	if r.Catalog.S3 != nil {
+		st.Store, st.UploadBacklog = "s3", st.DiskSegments
+	}
+	if r.Catalog.Rec != nil {
+		st.Recording = r.Catalog.Rec.Recording()
+	}
+	return st, nil
 }

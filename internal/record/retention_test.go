@@ -78,7 +78,7 @@ func (f *retentionFixture) files(t *testing.T) int {
 }
 
 func (f *retentionFixture) retention(now time.Time) *Retention {
-	return &Retention{Index: f.st, Catalog: &Catalog{Index: f.st, Disk: f.disk}, DefaultDays: 1,
+	return &Retention{Index: f.st, Catalog: &Catalog{Index: f.st, Disk: f.disk}, DefaultAge: 24 * time.Hour,
 		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
 		FreeSpace: func(string) (uint64, uint64, error) { return 1 << 40, 1 << 40, nil }}
 }

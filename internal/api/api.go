@@ -107,6 +107,8 @@ type Config struct {
 	// Recordings, if set, serves recording plans, timelines and playback
 	// URLs; without it those endpoints answer 501.
 	Recordings Recordings
+	// Exports, if set, serves evidence exports; without it they answer 501.
+	Exports Exports
 	// OnChannelChanged is called after a channel was updated or deleted,
 	// so that a running source reconnects with the new settings.
 	OnChannelChanged func(channelID int64)
@@ -152,6 +154,10 @@ var routes = []route{
 	{"GET", "/api/v1/channels/{id}/recordings", ActionPlayback, (*Server).getRecordings},
 	{"POST", "/api/v1/channels/{id}/playback", ActionPlayback, (*Server).createPlayback},
 	{"GET", "/api/v1/storage", ActionRead, (*Server).getStorage},
+	{"GET", "/api/v1/exports", ActionExport, (*Server).listExports},
+	{"POST", "/api/v1/exports", ActionExport, (*Server).createExport},
+	{"GET", "/api/v1/exports/{id}", ActionExport, (*Server).getExport},
+	{"DELETE", "/api/v1/exports/{id}", ActionExport, (*Server).releaseExport},
 }
 
 // New returns a Server.

@@ -206,3 +206,141 @@ func (s *Server) createPlayback(w http.ResponseWriter, r *http.Request) error {
 		Expires: exp.UTC(),
 	})
 }
+
+// Exports is what the API needs of the evidence exporter.
+type Exports interface {
+	Submit(ctx context.Context, user string, channelIDs []int64, start, end time.Time) (model.Export, error)
+	Get(ctx context.Context, id int64) (model.Export, []record.ExportFile, error)
+	List(ctx context.Context, limit int) ([]model.Export, error)
+	Release(ctx context.Context, id int64) (model.Export, error)
+}
+
+var errNoExporter = &Error{Status: http.StatusNotImplemented, Code: "no_exporter", Message: "this server does not export"}
+
+// exportJSON is an export on the wire.
+type exportJSON struct {
+	ID          int64             `json:"id"`
+	RequestedBy string            `json:"requested_by"`
+	RequestedAt time.Time         `json:"requested_at"`
+	Start       time.Time         `json:"start"`
+	End         time.Time         `json:"end"`
+	ChannelIDs  []int64           `json:"channel_ids"`
+	State       model.ExportState `json:"state"`
+	Progress    float64           `json:"progress"`
+	Error       string            `json:"error,omitempty"`
+	Bytes       int64             `json:"bytes,omitempty"`
+	FinishedAt  time.Time         `json:"finished_at,omitzero"`
+	ReleasedAt  time.Time         `json:"released_at,omitzero"`
+	Files       []exportFileJSON  `json:"files,omitempty"`
+	// Expires is when the download URLs of Files stop working.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+type exportFileJSON struct {
+	record.ExportFile
+	URL string `json:"url"`
+}
+
+func (s *Server) exportOut(r *http.Request, x model.Export, files []record.ExportFile, user string) exportJSON {
+	out := exportJSON{ID: x.ID, RequestedBy: x.RequestedBy, RequestedAt: x.RequestedAt, Start: x.Start, End: x.End,
+		ChannelIDs: x.ChannelIDs, State: x.State, Progress: x.Progress, Error: x.Error, Bytes: x.Bytes,
+		FinishedAt: x.FinishedAt, ReleasedAt: x.ReleasedAt}
+	if len(files) > 0 {
+		exp := s.cfg.Now().Add(s.cfg.TokenTTL).Truncate(time.Second)
+		tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopeExport, Channel: x.ID, User: user, Expires: exp})
+		base := s.baseURL(r)
+		for _, f := range files {
+			out.Files = append(out.Files, exportFileJSON{ExportFile: f,
+				URL: fmt.Sprintf("%s/exports/%d/files/%s?token=%s", base, x.ID, url.PathEscape(f.Name), tok)})
+		}
+		out.Expires = exp.UTC()
+	}
+	return out
+}
+
+func exportError(err error) error {
+	switch {
+	case errors.Is(err, record.ErrExportBusy):
+		return &Error{Status: http.StatusConflict, Code: "busy", Message: err.Error()}
+	}
+	return rangeError(err)
+}
+
+func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Exports == nil {
+		return errNoExporter
+	}
+	var in struct {
+		ChannelIDs []int64   `json:"channel_ids"`
+		Start      time.Time `json:"start"`
+		End        time.Time `json:"end"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := record.CheckRange(in.Start, in.End); err != nil {
+		return rangeError(err)
+	}
+	// Every channel must be the caller's to export.
+	var user string
+	for _, id := range in.ChannelIDs {
+		u, err := s.cfg.Authorizer.Authorize(r, ActionExport, id)
+		if err != nil {
+			return authError(err)
+		}
+		user = u
+	}
+	x, err := s.cfg.Exports.Submit(r.Context(), user, in.ChannelIDs, in.Start, in.End)
+	if err != nil {
+		return exportError(err)
+	}
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/exports/%d", x.ID))
+	return writeJSON(w, http.StatusAccepted, s.exportOut(r, x, nil, user))
+}
+
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Exports == nil {
+		return errNoExporter
+	}
+	id, _ := pathID(r)
+	x, files, err := s.cfg.Exports.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	user, err := s.cfg.Authorizer.Authorize(r, ActionExport, 0)
+	if err != nil {
+		return authError(err)
+	}
+	return writeJSON(w, http.StatusOK, s.exportOut(r, x, files, user))
+}
+
+func (s *Server) listExports(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Exports == nil {
+		return errNoExporter
+	}
+	limit, _, err := page(r, 50, 1000)
+	if err != nil {
+		return err
+	}
+	xs, err := s.cfg.Exports.List(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	out := make([]exportJSON, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, s.exportOut(r, x, nil, ""))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"exports": out})
+}
+
+func (s *Server) releaseExport(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Exports == nil {
+		return errNoExporter
+	}
+	id, _ := pathID(r)
+	x, err := s.cfg.Exports.Release(r.Context(), id)
+	if err != nil {
+		return exportError(err)
+	}
+	return writeJSON(w, http.StatusOK, s.exportOut(r, x, nil, ""))
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/xueliang/xueliang/internal/ingest/rtsp"
 	"github.com/xueliang/xueliang/internal/media"
 	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/record"
 	"github.com/xueliang/xueliang/internal/store"
 	"github.com/xueliang/xueliang/internal/streams"
 	"github.com/xueliang/xueliang/internal/token"
@@ -55,6 +56,7 @@ type App struct {
 	whep        *whep.Server
 	api         *api.Server
 	rec         *recordings
+	exp         *record.Exporter
 	srv         *http.Server
 	ln          net.Listener
 
@@ -158,6 +160,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Version:    Version,
 		Registerer: a.reg,
 		Recordings: a.rec,
+		Exports:    exports{exp: a.exp, st: a.store},
 		// A changed or deleted channel reconnects (or stops) at once.
 		OnChannelChanged: a.channelChanged,
 	})
@@ -170,6 +173,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	mux.Handle("/live/{id}/hls/", a.hls)
 	mux.Handle("/live/{id}/whep", a.whep)
 	mux.Handle("/live/{id}/whep/", a.whep)
+	mux.HandleFunc("GET /playback/{id}/index.m3u8", a.servePlaylist)
+	mux.HandleFunc("GET /playback/{id}/seg/{key...}", a.serveSegment)
+	mux.HandleFunc("GET /playback/{id}/playback.mp4", a.serveMP4)
+	mux.HandleFunc("GET /exports/{id}/files/{name}", a.serveExportFile)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("/", web.Handler())

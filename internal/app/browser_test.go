@@ -11,7 +11,8 @@ import (
 
 // TestBrowserPlaysLive runs the demo in process and plays a live channel in
 // Debian's chromium over LL-HLS and WebRTC (tests/browser/live.mjs, with
-// playwright-core). `make test` installs chromium and playwright-core; the
+// playwright-core), then plays back, seeks in and exports what the demo
+// recorded meanwhile (tests/browser/playback.mjs). `make test` installs chromium and playwright-core; the
 // test fails without them unless -short is given.
 func TestBrowserPlaysLive(t *testing.T) {
 	root, _ := filepath.Abs("../..")
@@ -46,15 +47,18 @@ func TestBrowserPlaysLive(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	args := []string{script, d.App.URL()}
-	if shots != "" {
-		args = append(args, shots)
-	}
-	cmd := exec.CommandContext(ctx, "node", args...)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser:\n%s", out)
-	if err != nil {
-		t.Fatalf("browser test failed: %v", err)
+	// Live first; then playback of what the demo recorded meanwhile.
+	for _, script := range []string{script, filepath.Join(root, "tests/browser/playback.mjs")} {
+		args := []string{script, d.App.URL()}
+		if shots != "" {
+			args = append(args, shots)
+		}
+		cmd := exec.CommandContext(ctx, "node", args...)
+		cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+		out, err := cmd.CombinedOutput()
+		t.Logf("%s:\n%s", filepath.Base(script), out)
+		if err != nil {
+			t.Fatalf("browser test %s failed: %v", filepath.Base(script), err)
+		}
 	}
 }

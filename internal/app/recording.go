@@ -42,6 +42,10 @@ func (r *recordings) Timeline(ctx context.Context, channelID int64, from, to tim
 	return r.cat.Timeline(ctx, channelID, from, to)
 }
 
+// repairWindow is how far back the start-up scan looks for files that the
+// index lacks.
+const repairWindow = 48 * time.Hour
+
 // recordDir returns the local recordings folder.
 func (a *App) recordDir() string {
 	if a.cfg.Record.Dir != "" {
@@ -61,6 +65,10 @@ func (a *App) startRecording(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("app: record.timezone: %w", err)
 	}
+	// Index what a crash left behind before anything writes.
+	if _, err := record.Repair(ctx, disk.Root(), a.store, time.Now().Add(-repairWindow), a.log.With("component", "record")); err != nil {
+		return fmt.Errorf("app: start-up scan of recordings: %w", err)
+	}
 	rec, err := record.New(record.Config{
 		Hub:             a.hub,
 		Index:           a.store,
@@ -77,6 +85,27 @@ func (a *App) startRecording(ctx, runCtx context.Context) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	cat := &record.Catalog{Index: a.store, Rec: rec, Disk: disk}
+	if a.cfg.Record.Store == "s3" {
+		c := a.cfg.Record.S3
+		s3, err := blob.NewS3(ctx, blob.S3Config{Endpoint: c.Endpoint, Secure: c.Secure, Region: c.Region, Bucket: c.Bucket,
+			Prefix: c.Prefix, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
+		if err != nil {
+			// S3 may be down when the platform starts: recording goes on
+			// to the disk, but a wrong setting should stop the start.
+			return fmt.Errorf("app: record.s3: %w", err)
+		}
+		cat.S3 = s3
+		up := record.NewUploader(a.store, disk, s3, a.log.With("component", "upload"))
+		if err := a.reg.Register(up); err != nil {
+			return fmt.Errorf("app: %w", err)
+		}
+		rec.SetOnSegment(func(model.Segment) { up.Kick() })
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			up.Run(runCtx)
+		}()
+	}
 	ret := &record.Retention{
 		Index:      a.store,
 		Catalog:    cat,
@@ -86,7 +115,15 @@ func (a *App) startRecording(ctx, runCtx context.Context) error {
 		Log:        a.log.With("component", "retention"),
 	}
 	a.rec = &recordings{store: a.store, rec: rec, cat: cat, ret: ret}
-	a.wg.Add(2)
+	a.exp, err = record.NewExporter(a.store, cat, filepath.Join(a.cfg.DataDir, "exports"), a.stitch, a.log.With("component", "export"))
+	if err != nil {
+		return fmt.Errorf("app: %w (set data_dir to a writable folder)", err)
+	}
+	a.wg.Add(3)
+	go func() {
+		defer a.wg.Done()
+		a.exp.Run(runCtx)
+	}()
 	go func() {
 		defer a.wg.Done()
 		if err := rec.Run(runCtx); err != nil {

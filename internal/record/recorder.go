@@ -136,6 +136,9 @@ func New(cfg Config) (*Recorder, error) {
 	}, nil
 }
 
+// SetOnSegment sets Config.OnSegment; call it before Run.
+func (r *Recorder) SetOnSegment(fn func(model.Segment)) { r.cfg.OnSegment = fn }
+
 // Collector returns the Prometheus metrics of the recorder.
 func (r *Recorder) Collector() prometheus.Collector { return r.metrics }
 

@@ -10,6 +10,10 @@ const I18N = {
     failed: '播放失败：{msg}', retrying: '连接中断，正在重连…',
     unreachable: '设备无法连接', auth_failed: '认证失败', no_video: '没有视频轨道', codec_unsupported: '编码格式不支持',
     timeout: '超时', source_closed: '设备断开', protocol_error: '协议错误',
+    live: '实时', playback: '回放', length: '时长', export: '导出证据',
+    recorded: '当日录像 {h} 小时 {m} 分', norec: '当日无录像', pbat: '回放 {t}',
+    exporting: '导出 #{id}：{p}%', exported: '导出 #{id} 完成', exportfailed: '导出 #{id} 失败：{msg}',
+    pickrec: '点击时间轴上的录像段开始回放',
   },
   en: {
     title: 'Xueliang · video platform', search: 'Search name or code', name: 'Name', division: 'Division', status: 'Status',
@@ -19,6 +23,10 @@ const I18N = {
     failed: 'Playback failed: {msg}', retrying: 'Stream interrupted, reconnecting…',
     unreachable: 'camera unreachable', auth_failed: 'authentication failed', no_video: 'no video track', codec_unsupported: 'codec not supported',
     timeout: 'timeout', source_closed: 'camera disconnected', protocol_error: 'protocol error',
+    live: 'Live', playback: 'Playback', length: 'Length', export: 'Export evidence',
+    recorded: 'Recorded this day: {h} h {m} min', norec: 'Nothing recorded this day', pbat: 'Playback {t}',
+    exporting: 'Export #{id}: {p}%', exported: 'Export #{id} done', exportfailed: 'Export #{id} failed: {msg}',
+    pickrec: 'Click a recorded span of the timeline to play it',
   },
 };
 let lang = localStorage.getItem('xl.lang') || 'zh-CN';
@@ -95,6 +103,7 @@ function stop() {
 
 async function play(id, proto) {
   proto = proto || document.querySelector('input[name=proto]:checked').value;
+  if (mode === 'pb') return pick(id);
   stop();
   current = channels.find((c) => c.id === id) || { id, name: String(id) };
   $('#current').textContent = current.name;
@@ -158,7 +167,155 @@ async function framesDecoded() {
   (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded || 0; });
   return n;
 }
-window.xl = { play, load, framesDecoded, channels: () => channels };
+// --- Playback: a day's timeline of a channel, click to play from a time.
+let mode = 'live', day = null, tl = null, pb = null; // pb: {start, end} being played
+
+const pad = (n) => String(n).padStart(2, '0');
+const dayStart = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate());
+const fmtTime = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+const fmtDay = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+
+function setMode(m) {
+  mode = m;
+  $('#mode-live').classList.toggle('on', m === 'live');
+  $('#mode-pb').classList.toggle('on', m === 'pb');
+  $('#pb').hidden = m !== 'pb';
+  document.querySelectorAll('input[name=proto]').forEach((el) => { el.disabled = m === 'pb'; });
+  stop();
+  pb = null;
+  if (current) play(current.id);
+}
+
+async function pick(id) {
+  stop();
+  pb = null;
+  current = channels.find((c) => c.id === id) || { id, name: String(id) };
+  $('#current').textContent = current.name;
+  render();
+  if (!day) day = dayStart(new Date());
+  $('#pb-day').value = fmtDay(day);
+  await loadTimeline();
+  setState('pickrec');
+}
+
+async function loadTimeline() {
+  if (!current) return;
+  const from = day, to = new Date(day.getTime() + 86400e3);
+  tl = await api('GET', `/api/v1/channels/${current.id}/recordings?start=${from.toISOString()}&end=${to.toISOString()}`);
+  drawTimeline();
+}
+
+function drawTimeline() {
+  const el = $('#timeline');
+  const spans = el.querySelector('.spans');
+  const frac = (t) => Math.min(1, Math.max(0, (new Date(t) - day) / 86400e3));
+  spans.replaceChildren(...((tl && tl.recorded) || []).map((iv) => {
+    const d = document.createElement('div');
+    d.style.left = (frac(iv.start) * 100) + '%';
+    d.style.width = Math.max(0.15, (frac(iv.end) - frac(iv.start)) * 100) + '%';
+    d.title = `${fmtTime(new Date(iv.start))} – ${fmtTime(new Date(iv.end))}`;
+    return d;
+  }));
+  const ticks = el.querySelector('.ticks');
+  if (!ticks.childElementCount) {
+    for (let h = 0; h <= 24; h += 2) {
+      const i = document.createElement('i'); i.style.left = (h / 24 * 100) + '%';
+      const s = document.createElement('span'); s.style.left = (h / 24 * 100) + '%'; s.textContent = pad(h) + ':00';
+      ticks.append(i, s);
+    }
+  }
+  const secs = (tl && tl.recorded_seconds) || 0;
+  $('#pb-info').textContent = secs ? t('recorded', { h: Math.floor(secs / 3600), m: Math.floor(secs % 3600 / 60) }) : t('norec');
+  const sel = el.querySelector('.sel');
+  if (pb) {
+    sel.style.display = 'block';
+    sel.style.left = (frac(pb.start) * 100) + '%';
+    sel.style.width = Math.max(0.2, (frac(pb.end) - frac(pb.start)) * 100) + '%';
+  } else sel.style.display = 'none';
+}
+
+// playback plays [start, start+len) of the current channel.
+async function playback(id, start, end) {
+  stop();
+  if (!current || current.id !== id) current = channels.find((c) => c.id === id) || { id, name: String(id) };
+  pb = { start: new Date(start), end: new Date(end) };
+  drawTimeline();
+  setState('requesting');
+  try {
+    const urls = await api('POST', `/api/v1/channels/${id}/playback`, { start: pb.start.toISOString(), end: pb.end.toISOString() });
+    setState('loading');
+    if (window.Hls && Hls.isSupported()) {
+      hls = new Hls({ manifestLoadingMaxRetry: 3 });
+      hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) setState('failed', { msg: d.details }); });
+      hls.loadSource(urls.hls);
+      hls.attachMedia(video);
+    } else {
+      video.src = urls.mp4;
+    }
+    video.play().catch(() => {});
+    return urls;
+  } catch (e) {
+    setState('failed', { msg: e.message });
+    throw e;
+  }
+}
+
+$('#timeline').addEventListener('click', (ev) => {
+  if (!current) return;
+  const r = ev.currentTarget.getBoundingClientRect();
+  let at = new Date(day.getTime() + (ev.clientX - r.left) / r.width * 86400e3);
+  // Snap to the recorded span that holds the click, or the next one.
+  const ivs = (tl && tl.recorded) || [];
+  const iv = ivs.find((x) => new Date(x.end) > at);
+  if (!iv) return;
+  if (new Date(iv.start) > at) at = new Date(iv.start);
+  const len = Number($('#pb-len').value) * 1000;
+  const end = new Date(Math.min(at.getTime() + len, Date.now()));
+  if (end > at) playback(current.id, at, end);
+});
+$('#pb-day').addEventListener('change', () => { if ($('#pb-day').value) { const [y, m, d] = $('#pb-day').value.split('-').map(Number); day = new Date(y, m - 1, d); loadTimeline(); } });
+$('#pb-prev').addEventListener('click', () => { day = new Date(day.getTime() - 86400e3); day = dayStart(new Date(day.getTime() + 3600e3)); $('#pb-day').value = fmtDay(day); loadTimeline(); });
+$('#pb-next').addEventListener('click', () => { day = dayStart(new Date(day.getTime() + 90000e3)); $('#pb-day').value = fmtDay(day); loadTimeline(); });
+$('#mode-live').addEventListener('click', () => setMode('live'));
+$('#mode-pb').addEventListener('click', () => setMode('pb'));
+
+// Export the range being played back; show progress, then the files.
+async function exportRange() {
+  if (!current || !pb) { setState('pickrec'); return; }
+  const line = document.createElement('div');
+  $('#exports').prepend(line);
+  let x = await api('POST', '/api/v1/exports', { channel_ids: [current.id], start: pb.start.toISOString(), end: pb.end.toISOString() });
+  for (;;) {
+    line.textContent = t('exporting', { id: x.id, p: Math.round((x.progress || 0) * 100) });
+    if (x.state === 'done' || x.state === 'failed') break;
+    await new Promise((r) => setTimeout(r, 500));
+    x = await api('GET', `/api/v1/exports/${x.id}`);
+  }
+  if (x.state === 'failed') { line.textContent = t('exportfailed', { id: x.id, msg: x.error }); return x; }
+  line.textContent = t('exported', { id: x.id }) + ' ';
+  for (const f of x.files || []) {
+    const a = document.createElement('a');
+    a.href = f.url; a.textContent = f.name; a.download = f.name;
+    if (f.sha256) a.title = 'SHA-256 ' + f.sha256;
+    line.append(a);
+  }
+  return x;
+}
+$('#pb-export').addEventListener('click', () => exportRange().catch((e) => setState('failed', { msg: e.message })));
+
+setInterval(() => {
+  if (mode === 'pb' && hls && hls.playingDate) {
+    $('#clock').textContent = t('pbat', { t: fmtDay(hls.playingDate) + ' ' + fmtTime(hls.playingDate) });
+    const c = $('#timeline .cursor');
+    c.style.display = 'block';
+    c.style.left = (Math.min(1, Math.max(0, (hls.playingDate - day) / 86400e3)) * 100) + '%';
+  } else if (mode === 'live') {
+    $('#clock').textContent = fmtDay(new Date()) + ' ' + fmtTime(new Date());
+    $('#timeline .cursor').style.display = 'none';
+  }
+}, 250);
+
+window.xl = { play, load, framesDecoded, channels: () => channels, setMode, pick, playback, exportRange, timeline: () => tl, playingDate: () => hls && hls.playingDate };
 
 applyLang();
 load().catch((e) => setState('failed', { msg: e.message }));

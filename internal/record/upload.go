@@ -1,0 +1,158 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xueliang/xueliang/internal/blob"
+	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/store"
+)
+
+// UploadIndex is what the uploader needs of the segment index.
+type UploadIndex interface {
+	SegmentsAt(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error)
+	SetSegmentLocation(ctx context.Context, id int64, loc model.Location) error
+}
+
+// Uploader moves finished segments from the local disk to S3, oldest
+// first. The disk is the buffer: while S3 is slow or unreachable segments
+// wait there (the index says so) and nothing is lost; uploads are retried
+// with backoff, and the backlog drains when S3 is back, also after a
+// restart, since the backlog is the index itself.
+type Uploader struct {
+	Index      UploadIndex
+	Disk       *blob.Disk
+	S3         blob.Store
+	Log        *slog.Logger
+	BackoffMin time.Duration // default 1 s
+	BackoffMax time.Duration // default 30 s
+
+	kick     chan struct{}
+	backlog  atomic.Int64
+	uploaded prometheus.Counter
+	failed   prometheus.Counter
+	bytes    prometheus.Counter
+}
+
+// NewUploader returns an Uploader; Run starts it.
+func NewUploader(idx UploadIndex, disk *blob.Disk, s3 blob.Store, log *slog.Logger) *Uploader {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "xueliang", Subsystem: "record", Name: name, Help: help})
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Uploader{Index: idx, Disk: disk, S3: s3, Log: log, BackoffMin: time.Second, BackoffMax: 30 * time.Second,
+		kick:     make(chan struct{}, 1),
+		uploaded: c("uploads_total", "Segments uploaded to S3."),
+		failed:   c("upload_failures_total", "Failed uploads of segments to S3 (retried)."),
+		bytes:    c("upload_bytes_total", "Bytes of segments uploaded to S3."),
+	}
+}
+
+// Kick tells the uploader that a segment is ready.
+func (u *Uploader) Kick() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Backlog returns how many segments waited for upload at the last look.
+func (u *Uploader) Backlog() int64 { return u.backlog.Load() }
+
+// Describe implements prometheus.Collector.
+func (u *Uploader) Describe(ch chan<- *prometheus.Desc) {
+	u.uploaded.Describe(ch)
+	u.failed.Describe(ch)
+	u.bytes.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (u *Uploader) Collect(ch chan<- prometheus.Metric) {
+	u.uploaded.Collect(ch)
+	u.failed.Collect(ch)
+	u.bytes.Collect(ch)
+}
+
+// Run uploads until ctx ends.
+func (u *Uploader) Run(ctx context.Context) {
+	backoff := u.BackoffMin
+	failing := false
+	for ctx.Err() == nil {
+		n, err := u.drain(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			u.failed.Inc()
+			if !failing {
+				u.Log.Warn("S3 upload failing; segments stay on the local disk and are retried", "err", err, "retry_in", backoff.String())
+			}
+			failing = true
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, u.BackoffMax)
+			continue
+		case failing && err == nil:
+			u.Log.Info("S3 upload recovered", "uploaded", n)
+			failing = false
+		}
+		backoff = u.BackoffMin
+		if n > 0 {
+			continue // maybe more
+		}
+		select {
+		case <-ctx.Done():
+		case <-u.kick:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// drain uploads one batch of the backlog and returns how many segments it
+// moved.
+func (u *Uploader) drain(ctx context.Context) (int, error) {
+	segs, err := u.Index.SegmentsAt(ctx, model.LocationDisk, 50)
+	if err != nil {
+		return 0, err
+	}
+	u.backlog.Store(int64(len(segs)))
+	for i, g := range segs {
+		if err := u.upload(ctx, g); err != nil {
+			return i, err
+		}
+		u.backlog.Add(-1)
+	}
+	return len(segs), nil
+}
+
+func (u *Uploader) upload(ctx context.Context, g model.Segment) error {
+	path, err := u.Disk.Path(g.Key)
+	if err != nil {
+		return err
+	}
+	if err := u.S3.Put(ctx, g.Key, path); err != nil {
+		return fmt.Errorf("record: upload %s: %w", g.Key, err)
+	}
+	if err := u.Index.SetSegmentLocation(ctx, g.ID, model.LocationS3); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Deleted by retention meanwhile: so is the object.
+			return u.S3.Delete(ctx, g.Key)
+		}
+		return err
+	}
+	u.uploaded.Inc()
+	u.bytes.Add(float64(g.Bytes))
+	if err := u.Disk.Delete(ctx, g.Key); err != nil {
+		u.Log.Warn("uploaded segment not deleted from the disk", "key", g.Key, "err", err)
+	}
+	return nil
+}

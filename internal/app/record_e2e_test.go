@@ -218,7 +218,9 @@ func TestRecordAndPlayBack(t *testing.T) {
 	checkPlayback(t, p, id, start.Add(10*time.Second), start.Add(30*time.Second))
 
 	// A wrong range is refused with a reason; a range in a gap is 404.
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if st := p.call("POST", fmt.Sprintf("/api/v1/channels/%d/playback", id), map[string]any{"start": start, "end": start}, &e); st != 400 || e.Error.Code != "invalid_range" {
 		t.Errorf("empty range: %d %+v", st, e)
 	}
@@ -272,7 +274,9 @@ func TestRecordAndPlayBack(t *testing.T) {
 		}
 	}
 	// Its segments are locked until it is released.
-	var sto struct{ DiskSegments int64 `json:"disk_segments"` }
+	var sto struct {
+		DiskSegments int64 `json:"disk_segments"`
+	}
 	p.call("GET", "/api/v1/storage", nil, &sto)
 	if n, err := p.app.Store().LockedSegments(t.Context(), x.ID); err != nil || n < 2 {
 		t.Errorf("export locks %d segments (%v)", n, err)

@@ -217,6 +217,9 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Record.S3.SecretKey != "" {
+		cfg.Record.S3.SecretKey = "(set, not shown)"
+	}
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)
 	return enc.Encode(cfg)

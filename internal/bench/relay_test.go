@@ -50,24 +50,8 @@ func TestRelayBenchmark(t *testing.T) {
 			t.Fatalf("%s missing: make test-deps installs it", tool)
 		}
 	}
-	ns := []int{25, 50, 100}
-	if v := os.Getenv("XUELIANG_BENCH_N"); v != "" {
-		ns = nil
-		for f := range strings.SplitSeq(v, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n > 0 { // XUELIANG_BENCH_N=0: time to first frame only
-				ns = append(ns, n)
-			}
-		}
-	}
-	window := 60 * time.Second
-	if v := os.Getenv("XUELIANG_BENCH_SECONDS"); v != "" {
-		s, _ := strconv.Atoi(v)
-		window = time.Duration(s) * time.Second
-	}
+	ns := benchNs(t)
+	window := benchWindow()
 	b := &bench{t: t, dir: t.TempDir(), window: window, warmup: 10 * time.Second}
 	b.build()
 
@@ -98,6 +82,36 @@ func TestRelayBenchmark(t *testing.T) {
 	}
 	fmt.Println()
 	fmt.Println(lat)
+}
+
+// benchNs returns the channel counts of XUELIANG_BENCH_N (default
+// 25,50,100); 0 entries are left out (XUELIANG_BENCH_N=0: time to first
+// frame only).
+func benchNs(t *testing.T) []int {
+	ns := []int{25, 50, 100}
+	if v := os.Getenv("XUELIANG_BENCH_N"); v != "" {
+		ns = nil
+		for f := range strings.SplitSeq(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 {
+				ns = append(ns, n)
+			}
+		}
+	}
+	return ns
+}
+
+// benchWindow returns the measuring window of XUELIANG_BENCH_SECONDS
+// (default 60 s).
+func benchWindow() time.Duration {
+	if v := os.Getenv("XUELIANG_BENCH_SECONDS"); v != "" {
+		s, _ := strconv.Atoi(v)
+		return time.Duration(s) * time.Second
+	}
+	return 60 * time.Second
 }
 
 type bench struct {

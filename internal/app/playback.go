@@ -192,10 +192,30 @@ func (a *App) serveMP4(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Xueliang-Start", p.PresentStart.UTC().Format(time.RFC3339Nano))
 	w.Header().Set("X-Xueliang-Duration", strconv.FormatFloat(p.MP4Duration.Seconds(), 'f', 3, 64))
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="channel-%d-%s.mp4"`, id, from.UTC().Format("20060102T150405Z")))
-	if err := p.WriteMP4(r.Context(), w); err != nil && r.Context().Err() == nil {
-		a.log.Warn("playback mp4 cut short", "channel", id, "err", err)
-		panic(http.ErrAbortHandler) // the client must not take a cut file for a whole one
+	// The layout of the MP4 is known from the plan, so Range requests are
+	// answered (a <video> element seeks with them) and Content-Length is
+	// sent. A read error mid-way aborts the response: a cut file must not
+	// pass for a whole one.
+	mr := p.MP4(r.Context())
+	defer mr.Close()
+	http.ServeContent(w, r, "", time.Time{}, abortOnError{mr, a, id})
+}
+
+// abortOnError makes a read error of the stitched MP4 abort the HTTP
+// response instead of ending it early as if complete.
+type abortOnError struct {
+	*playback.MP4Reader
+	a  *App
+	id int64
+}
+
+func (e abortOnError) Read(b []byte) (int, error) {
+	n, err := e.MP4Reader.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) {
+		e.a.log.Warn("playback mp4 cut short", "channel", e.id, "err", err)
+		panic(http.ErrAbortHandler)
 	}
+	return n, err
 }
 
 // serveExportFile serves a file of a finished export as a download.

@@ -155,6 +155,14 @@ func checkPlayback(t *testing.T, p *platform, id int64, from, to time.Time) {
 	if !key {
 		t.Error("the stitched MP4 does not start with a keyframe")
 	}
+	// The MP4 answers Range requests, so that <video> can seek in it.
+	req, _ := http.NewRequest("GET", u.MP4, nil)
+	req.Header.Set("Range", "bytes=1000-1999")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusPartialContent || res.ContentLength != 1000 {
+		t.Errorf("MP4 byte range: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	f, err := os.Open(mp4)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +202,7 @@ func checkPlayback(t *testing.T, p *platform, id int64, from, to time.Time) {
 			break
 		}
 	}
-	req, _ := http.NewRequest("GET", u.HLS[:strings.LastIndex(u.HLS, "/")+1]+seg, nil)
+	req, _ = http.NewRequest("GET", u.HLS[:strings.LastIndex(u.HLS, "/")+1]+seg, nil)
 	req.Header.Set("Range", "bytes=0-99")
 	res, err = http.DefaultClient.Do(req)
 	if err != nil {

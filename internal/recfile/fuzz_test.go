@@ -14,7 +14,7 @@ import (
 // PatchMoof and RewriteInit.
 func FuzzScan(f *testing.F) {
 	for _, a := range []recfiletest.Audio{recfiletest.AudioNone, recfiletest.AudioAAC, recfiletest.AudioLPCM} {
-		w, err := recfiletest.NewWriter(recfiletest.Options{Audio: a, PartDuration: 500 * time.Millisecond})
+		w, err := recfiletest.NewWriter(recfiletest.Options{Clip: recfiletest.Testsrc160, Audio: a, PartDuration: 500 * time.Millisecond})
 		if err != nil {
 			f.Fatal(err)
 		}

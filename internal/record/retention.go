@@ -61,7 +61,7 @@ type Report struct {
 	FreedBytes   int64     `json:"freed_bytes"`
 	DiskFree     uint64    `json:"disk_free_bytes"`
 	DiskTotal    uint64    `json:"disk_total_bytes"`
-	SegmentBytes int64     `json:"segment_bytes_on_disk"`
+	SegmentBytes int64     `json:"segment_bytes_on_disk,omitempty"` // with a quota only
 	Warning      string    `json:"warning,omitempty"`
 }
 
@@ -172,7 +172,7 @@ func (r *Retention) expire(ctx context.Context, rep *Report) error {
 }
 
 // guard deletes the oldest unlocked segments on the disk while space is
-// short.
+// short, checking again after each one.
 func (r *Retention) guard(ctx context.Context, rep *Report) error {
 	if r.MinFree == 0 && r.MaxBytes == 0 {
 		return nil
@@ -182,16 +182,20 @@ func (r *Retention) guard(ctx context.Context, rep *Report) error {
 	if freeSpace == nil {
 		freeSpace = diskFree
 	}
-	for {
-		free, total, err := freeSpace(dir)
-		if err != nil {
-			return fmt.Errorf("record: disk guard: %w", err)
-		}
-		_, used, err := r.Index.CountSegmentsAt(ctx, model.LocationDisk)
-		if err != nil {
+	free, total, err := freeSpace(dir)
+	if err != nil {
+		return fmt.Errorf("record: disk guard: %w", err)
+	}
+	var used int64
+	if r.MaxBytes > 0 {
+		// A sum over the index: only with a quota.
+		if _, used, err = r.Index.CountSegmentsAt(ctx, model.LocationDisk); err != nil {
 			return err
 		}
-		rep.DiskFree, rep.DiskTotal, rep.SegmentBytes = free, total, used
+	}
+	report := func() { rep.DiskFree, rep.DiskTotal, rep.SegmentBytes = free, total, used }
+	report()
+	for {
 		lowSpace := r.MinFree > 0 && free < r.MinFree
 		overQuota := r.MaxBytes > 0 && used > r.MaxBytes
 		if !lowSpace && !overQuota {
@@ -222,6 +226,16 @@ func (r *Retention) guard(ctx context.Context, rep *Report) error {
 			}
 			rep.Guarded++
 			rep.FreedBytes += g.Bytes
+			if r.MaxBytes > 0 {
+				used -= g.Bytes
+			}
+			if free, total, err = freeSpace(dir); err != nil {
+				return fmt.Errorf("record: disk guard: %w", err)
+			}
+			report()
+			if (r.MinFree == 0 || free >= r.MinFree) && (r.MaxBytes == 0 || used <= r.MaxBytes) {
+				return nil
+			}
 		}
 	}
 }

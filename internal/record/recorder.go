@@ -83,6 +83,16 @@ type Status struct {
 	Dropped uint64
 }
 
+// ReasonStorage is the Status.Reason of a recorder that cannot write its
+// files (a full or failing disk); the source itself may be fine.
+const ReasonStorage media.Reason = "storage_error"
+
+// storageError marks a failure to write a segment file.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
 // Recorder runs the recording plans.
 type Recorder struct {
 	cfg     Config
@@ -305,6 +315,10 @@ func (r *Recorder) record(ctx context.Context, id int64, w *worker) {
 		st := Status{State: StateWaiting, Since: r.cfg.Now()}
 		if err != nil {
 			st.Reason, st.Err = media.ReasonOf(err), err.Error()
+			var se *storageError
+			if errors.As(err, &se) {
+				st.Reason = ReasonStorage
+			}
 			log.Info("recording paused", "reason", st.Reason, "err", err, "retry_in", backoff.String())
 		}
 		r.setStatus(id, st)
@@ -352,7 +366,7 @@ func (r *Recorder) recordRun(ctx context.Context, id int64, log *slog.Logger) er
 			if werr = rn.write(u); werr != nil {
 				r.metrics.writeErrors.Inc()
 				log.Error("recording: cannot write; the run ends and restarts when it can", "err", werr)
-				return r.endRun(id, rn, rd, werr)
+				return r.endRun(id, rn, rd, &storageError{werr})
 			}
 		}
 	}

@@ -20,6 +20,9 @@ const contiguous = 250 * time.Millisecond
 // SegmentLister is what the catalog needs of the segment index.
 type SegmentLister interface {
 	Segments(ctx context.Context, channelID int64, from, to time.Time) ([]model.Segment, error)
+	// SegmentSpans is Segments with only the channel, start, end and bytes
+	// set, read from the index alone (for timelines).
+	SegmentSpans(ctx context.Context, channelID int64, from, to time.Time) ([]model.Segment, error)
 }
 
 // Catalog answers what is recorded and opens it: the index for finished
@@ -127,9 +130,15 @@ func (c *Catalog) Timeline(ctx context.Context, channelID int64, from, to time.T
 	if err := CheckRange(from, to); err != nil {
 		return Timeline{}, err
 	}
-	segs, err := c.Segments(ctx, channelID, from, to)
+	segs, err := c.Index.SegmentSpans(ctx, channelID, from, to)
 	if err != nil {
 		return Timeline{}, err
+	}
+	if c.Rec != nil {
+		if g, ok := c.Rec.Open(channelID); ok && g.End.After(from) && g.Start.Before(to) {
+			segs = append(segs, g)
+			sort.SliceStable(segs, func(i, j int) bool { return segs[i].Start.Before(segs[j].Start) })
+		}
 	}
 	return buildTimeline(segs, from, to), nil
 }

@@ -147,6 +147,38 @@ CREATE TABLE segment_locks (
 CREATE INDEX segment_locks_export_idx ON segment_locks (export_id);
 `,
 	},
+	{
+		version: 3,
+		name:    "segment totals, covering timeline index",
+		// A city's index holds ~10 million rows: the disk guard and
+		// /api/v1/storage read running totals kept by triggers instead of
+		// summing the table, and the timeline of a channel-day reads only
+		// the index (a channel's rows are spread over the table's pages,
+		// since all channels record at once).
+		sqlite: `
+CREATE TABLE segment_totals (
+	location TEXT PRIMARY KEY,
+	segments BIGINT NOT NULL,
+	bytes    BIGINT NOT NULL
+);
+INSERT INTO segment_totals (location, segments, bytes)
+	SELECT location, COUNT(*), COALESCE(SUM(bytes), 0) FROM segments GROUP BY location;
+CREATE TRIGGER segments_totals_insert AFTER INSERT ON segments BEGIN
+	INSERT INTO segment_totals (location, segments, bytes) VALUES (NEW.location, 1, NEW.bytes)
+	ON CONFLICT (location) DO UPDATE SET segments = segments + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER segments_totals_delete AFTER DELETE ON segments BEGIN
+	UPDATE segment_totals SET segments = segments - 1, bytes = bytes - OLD.bytes WHERE location = OLD.location;
+END;
+CREATE TRIGGER segments_totals_update AFTER UPDATE OF location, bytes ON segments BEGIN
+	UPDATE segment_totals SET segments = segments - 1, bytes = bytes - OLD.bytes WHERE location = OLD.location;
+	INSERT INTO segment_totals (location, segments, bytes) VALUES (NEW.location, 1, NEW.bytes)
+	ON CONFLICT (location) DO UPDATE SET segments = segments + 1, bytes = bytes + excluded.bytes;
+END;
+DROP INDEX segments_channel_start_idx;
+CREATE INDEX segments_channel_start_idx ON segments (channel_id, start_ms, end_ms, bytes);
+`,
+	},
 }
 
 // latestVersion is the schema version this binary writes.

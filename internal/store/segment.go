@@ -107,13 +107,32 @@ WHERE location = $1 ORDER BY start_ms LIMIT $2`, []any{string(loc), limit}, scan
 }
 
 // CountSegmentsAt returns how many segments, and how many bytes, are held at
-// loc.
+// loc, from running totals (triggers keep them), not by summing the index.
 func (s *Store) CountSegmentsAt(ctx context.Context, loc model.Location) (n, bytes int64, err error) {
-	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segments WHERE location = $1`, string(loc)).Scan(&n, &bytes)
+	err = s.r.QueryRowContext(ctx, `SELECT segments, bytes FROM segment_totals WHERE location = $1`, string(loc)).Scan(&n, &bytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: count segments at %s: %w", loc, err)
 	}
 	return n, bytes, nil
+}
+
+// SegmentSpans returns the start, end and bytes of the segments of a
+// channel that overlap [from, to), ordered by start: what a timeline needs,
+// read from the index alone.
+func (s *Store) SegmentSpans(ctx context.Context, channelID int64, from, to time.Time) ([]model.Segment, error) {
+	f, t := toMillis(from), toMillis(to)
+	return queryAll(ctx, s, "list segment spans", `SELECT start_ms, end_ms, bytes FROM segments
+WHERE channel_id = $1 AND start_ms > $2 AND start_ms < $3 AND end_ms > $4
+ORDER BY start_ms`, []any{channelID, f - MaxSegmentDuration.Milliseconds(), t, f}, func(sc scanner) (model.Segment, error) {
+		var g model.Segment
+		var start, end int64
+		err := sc.Scan(&start, &end, &g.Bytes)
+		g.ChannelID, g.Start, g.End = channelID, fromMillis(start), fromMillis(end)
+		return g, err
+	})
 }
 
 // SetSegmentLocation records that the segment moved to loc.
@@ -167,9 +186,16 @@ WHERE location = $1 AND NOT EXISTS (SELECT 1 FROM segment_locks l WHERE l.segmen
 ORDER BY start_ms LIMIT $2`, []any{string(loc), limit}, scanSegment)
 }
 
-// RecordedChannels returns the ids of the channels that have segments.
+// RecordedChannels returns the ids of the channels that have segments. It
+// hops from one channel to the next through the index (a skip scan)
+// rather than reading every row.
 func (s *Store) RecordedChannels(ctx context.Context) ([]int64, error) {
-	return queryAll(ctx, s, "list recorded channels", `SELECT DISTINCT channel_id FROM segments ORDER BY channel_id`, nil,
+	return queryAll(ctx, s, "list recorded channels", `WITH RECURSIVE c(id) AS (
+	SELECT MIN(channel_id) FROM segments
+	UNION ALL
+	SELECT (SELECT MIN(channel_id) FROM segments WHERE channel_id > c.id) FROM c WHERE c.id IS NOT NULL
+)
+SELECT id FROM c WHERE id IS NOT NULL`, nil,
 		func(sc scanner) (int64, error) {
 			var id int64
 			return id, sc.Scan(&id)

@@ -53,6 +53,44 @@ func TestSegmentsInRange(t *testing.T) {
 	}
 }
 
+func TestSegmentTotalsAndSpans(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	a := addSegments(t, s, 7, t0, 3, time.Minute)
+	addSegments(t, s, 3, t0, 2, time.Minute)
+	addSegments(t, s, 12, t0, 1, time.Minute)
+	if n, b, err := s.CountSegmentsAt(ctx, model.LocationDisk); err != nil || n != 6 || b != 6000 {
+		t.Fatalf("disk totals %d %d %v", n, b, err)
+	}
+	if err := s.SetSegmentLocation(ctx, a[0].ID, model.LocationS3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSegment(ctx, a[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	n, b, _ := s.CountSegmentsAt(ctx, model.LocationDisk)
+	n3, b3, _ := s.CountSegmentsAt(ctx, model.LocationS3)
+	if n != 4 || b != 4000 || n3 != 1 || b3 != 1000 {
+		t.Errorf("totals after a move and a delete: disk %d/%d, s3 %d/%d", n, b, n3, b3)
+	}
+	ids, err := s.RecordedChannels(ctx)
+	if err != nil || fmt.Sprint(ids) != "[3 7 12]" {
+		t.Errorf("recorded channels %v %v", ids, err)
+	}
+	spans, err := s.SegmentSpans(ctx, 7, t0, t0.Add(time.Hour))
+	if err != nil || len(spans) != 2 || !spans[1].Start.Equal(a[2].Start) || spans[1].Bytes != 1000 || spans[1].ChannelID != 7 {
+		t.Errorf("spans %+v %v", spans, err)
+	}
+	empty := openTestStore(t)
+	if ids, err := empty.RecordedChannels(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("an empty index has channels %v %v", ids, err)
+	}
+	if n, b, err := empty.CountSegmentsAt(ctx, model.LocationS3); n != 0 || b != 0 || err != nil {
+		t.Errorf("an empty index counts %d %d %v", n, b, err)
+	}
+}
+
 func TestLockedSegmentsAreNotDeleted(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()

@@ -161,6 +161,11 @@ func (s *Server) getRecordings(w http.ResponseWriter, r *http.Request) error {
 	}{id, tl})
 }
 
+// MaxPlaybackRange is the longest range one playback URL covers: the
+// planner reads every fragment header of the range before the first byte
+// (one per second of video).
+const MaxPlaybackRange = 24 * time.Hour
+
 // playbackJSON is the answer of POST /channels/{id}/playback.
 type playbackJSON struct {
 	HLS     string    `json:"hls"`
@@ -184,6 +189,10 @@ func (s *Server) createPlayback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := record.CheckRange(in.Start, in.End); err != nil {
 		return rangeError(err)
+	}
+	if d := in.End.Sub(in.Start); d > MaxPlaybackRange {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_range",
+			Message: fmt.Sprintf("a playback covers at most %v, got %v: play a shorter range, or export it", MaxPlaybackRange, d)}
 	}
 	if _, err := s.cfg.Store.GetChannel(r.Context(), id); err != nil {
 		return err

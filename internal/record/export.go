@@ -37,8 +37,13 @@ type ExportStore interface {
 // the Catalog.
 type StitchFunc func(ctx context.Context, w io.Writer, segs []model.Segment, start, end time.Time) error
 
-// MaxExportChannels bounds the channels of one export.
-const MaxExportChannels = 16
+// MaxExportChannels bounds the channels of one export, and MaxExportRange
+// its range: the stitcher holds the plan of a channel's range in memory
+// (about 1 MB per hour).
+const (
+	MaxExportChannels = 16
+	MaxExportRange    = 24 * time.Hour
+)
 
 // ManifestName and SumsName are the files every finished export holds
 // besides one MP4 per channel.
@@ -88,6 +93,9 @@ func NewExporter(st ExportStore, cat *Catalog, dir string, stitch StitchFunc, lo
 func (e *Exporter) Submit(ctx context.Context, user string, channelIDs []int64, start, end time.Time) (model.Export, error) {
 	if err := CheckRange(start, end); err != nil {
 		return model.Export{}, err
+	}
+	if d := end.Sub(start); d > MaxExportRange {
+		return model.Export{}, fmt.Errorf("%w: an export covers at most %v, got %v: split it into several", ErrBadRange, MaxExportRange, d)
 	}
 	if len(channelIDs) == 0 || len(channelIDs) > MaxExportChannels {
 		return model.Export{}, &model.FieldError{Field: "channel_ids", Message: fmt.Sprintf("give 1 to %d channels, got %d", MaxExportChannels, len(channelIDs))}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,7 +25,9 @@ import (
 // one run. Run it with make bench; the figures go to docs/BENCHMARKS.md.
 //
 // Environment: XUELIANG_BENCH=1 (required), XUELIANG_BENCH_N (default
-// "25,50,100"), XUELIANG_BENCH_SECONDS (measuring window, default 60).
+// "25,50,100"), XUELIANG_BENCH_SECONDS (measuring window, default 60),
+// XUELIANG_BENCH_PROFILE (a file to write a CPU profile of the recorder at
+// the largest N to).
 func TestRecordBenchmark(t *testing.T) {
 	if os.Getenv("XUELIANG_BENCH") != "1" {
 		t.Skip("benchmark: run with make bench (XUELIANG_BENCH=1)")
@@ -39,6 +42,11 @@ func TestRecordBenchmark(t *testing.T) {
 
 	var rows []string
 	for _, n := range ns {
+		if os.Getenv("XUELIANG_BENCH_RECORD_ONLY") != "" { // profiling the recorder
+			r := b.runRecorder(n)
+			t.Logf("| %d | %s | %.3f | %.1f | %s |", n, r.name, r.cpuPerStreamMin, r.rssPerStream/1e6, r.note)
+			continue
+		}
 		x := b.runXueliang(n, "hls", nil, "")
 		r := b.runRecorder(n)
 		f := b.runFFmpegSegment(n)
@@ -122,11 +130,17 @@ func (b *bench) runRecorder(n int) writeResult {
 	st.Close()
 	port := freePort(b.t)
 	cmd, stop := b.start([]string{"XUELIANG_STREAMS_PROBE_INTERVAL=0s", "XUELIANG_LOG_LEVEL=warn",
-		"XUELIANG_LIVE_WEBRTC_UDP_ADDR=127.0.0.1:0", "XUELIANG_RECORD_MIN_FREE_MB=0"},
+		"XUELIANG_LIVE_WEBRTC_UDP_ADDR=127.0.0.1:0", "XUELIANG_RECORD_MIN_FREE_MB=0", "XUELIANG_HTTP_PPROF=true"},
 		b.bin, "serve", "--data", data, "--http", fmt.Sprintf("127.0.0.1:%d", port))
 	defer stop()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitTCP(b.t, fmt.Sprintf("127.0.0.1:%d", port))
+	if profile := os.Getenv("XUELIANG_BENCH_PROFILE"); profile != "" && n == slices.Max(benchNs(b.t)) {
+		go func() {
+			time.Sleep(b.warmup + b.window/4)
+			save(b.t, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(b.window.Seconds()/2)), profile)
+		}()
+	}
 	cpu, rss, mbps := b.measureWrites(func() []int { return []int{cmd.Process.Pid} }, n, filepath.Join(data, "recordings"))
 	recording := 0
 	if res, err := http.Get(base + "/api/v1/storage"); err == nil {

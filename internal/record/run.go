@@ -270,6 +270,7 @@ func (r *run) flush() error {
 		return fmt.Errorf("record: part of %s: %w", r.seg.Key, err)
 	}
 	err := r.writeFile(r.buf.Bytes())
+	r.video.recycle(r.video.samples)
 	clear(r.video.samples)
 	r.video.samples = r.video.samples[:0]
 	if a := r.audio; a != nil && audioN > 0 {

@@ -50,6 +50,36 @@ type track struct {
 	decode     uint64 // decode time of the next sample added to the part
 	partBase   uint64 // decode time of samples[0]
 	samples    []*fmp4.Sample
+
+	// free holds payload buffers of video samples already written, for
+	// reuse: a 2 Mbit/s camera would otherwise allocate (and the runtime
+	// clear) 250 KB a second.
+	free [][]byte
+}
+
+// maxFree bounds the buffers a track keeps for reuse: about a part.
+const maxFree = 64
+
+// buffer returns an empty buffer of at least size bytes.
+func (t *track) buffer(size int) []byte {
+	for n := len(t.free); n > 0; n = len(t.free) {
+		b := t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+		if cap(b) >= size {
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, size+size/4)
+}
+
+// recycle returns the payloads of written samples for reuse.
+func (t *track) recycle(samples []*fmp4.Sample) {
+	for _, s := range samples {
+		if len(t.free) < maxFree && s.Payload != nil {
+			t.free = append(t.free, s.Payload[:0])
+		}
+	}
 }
 
 // planTracks picks the first H.264/H.265 track and the first AAC, Opus or
@@ -169,7 +199,7 @@ func (t *track) videoPayload(u *media.Unit) []byte {
 			}
 		}
 	}
-	out := make([]byte, 0, size)
+	out := t.buffer(size)
 	put := func(n []byte) {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(n)))
 		out = append(out, n...)

@@ -156,8 +156,10 @@ var routes = []route{
 	{"GET", "/api/v1/storage", ActionRead, (*Server).getStorage},
 	{"GET", "/api/v1/exports", ActionExport, (*Server).listExports},
 	{"POST", "/api/v1/exports", ActionExport, (*Server).createExport},
-	{"GET", "/api/v1/exports/{id}", ActionExport, (*Server).getExport},
-	{"DELETE", "/api/v1/exports/{id}", ActionExport, (*Server).releaseExport},
+	// {export} is not a channel: the handlers authorize the export's
+	// channels themselves.
+	{"GET", "/api/v1/exports/{export}", ActionExport, (*Server).getExport},
+	{"DELETE", "/api/v1/exports/{export}", ActionExport, (*Server).releaseExport},
 }
 
 // New returns a Server.

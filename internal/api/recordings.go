@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/xueliang/xueliang/internal/model"
@@ -202,7 +203,9 @@ func (s *Server) createPlayback(w http.ResponseWriter, r *http.Request) error {
 		return authError(err)
 	}
 	from, to := in.Start.UTC().Truncate(time.Millisecond), in.End.UTC().Truncate(time.Millisecond)
-	exp := s.cfg.Now().Add(s.cfg.TokenTTL).Truncate(time.Second)
+	// A player fetches segments as it plays: the URL must outlive the
+	// range played at normal speed, plus the usual lifetime for pauses.
+	exp := s.cfg.Now().Add(s.cfg.TokenTTL + to.Sub(from)).Truncate(time.Second)
 	tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopePlayback, Channel: id, User: user, Expires: exp,
 		From: from.UnixMilli(), To: to.UnixMilli()})
 	base := s.baseURL(r)
@@ -307,18 +310,44 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusAccepted, s.exportOut(r, x, nil, user))
 }
 
+// exportID parses the {export} path value.
+func exportID(r *http.Request) (int64, error) {
+	v := r.PathValue("export")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &Error{Status: http.StatusBadRequest, Code: "invalid_id", Message: fmt.Sprintf("export id must be a positive integer, got %q", v)}
+	}
+	return id, nil
+}
+
+// authorizeExport checks that the caller may export every channel of x.
+func (s *Server) authorizeExport(r *http.Request, x model.Export) (string, error) {
+	var user string
+	for _, ch := range x.ChannelIDs {
+		u, err := s.cfg.Authorizer.Authorize(r, ActionExport, ch)
+		if err != nil {
+			return "", authError(err)
+		}
+		user = u
+	}
+	return user, nil
+}
+
 func (s *Server) getExport(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Exports == nil {
 		return errNoExporter
 	}
-	id, _ := pathID(r)
+	id, err := exportID(r)
+	if err != nil {
+		return err
+	}
 	x, files, err := s.cfg.Exports.Get(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	user, err := s.cfg.Authorizer.Authorize(r, ActionExport, 0)
+	user, err := s.authorizeExport(r, x)
 	if err != nil {
-		return authError(err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, s.exportOut(r, x, files, user))
 }
@@ -337,6 +366,9 @@ func (s *Server) listExports(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]exportJSON, 0, len(xs))
 	for _, x := range xs {
+		if _, err := s.authorizeExport(r, x); err != nil {
+			continue // another jurisdiction's export
+		}
 		out = append(out, s.exportOut(r, x, nil, ""))
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"exports": out})
@@ -346,8 +378,18 @@ func (s *Server) releaseExport(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Exports == nil {
 		return errNoExporter
 	}
-	id, _ := pathID(r)
-	x, err := s.cfg.Exports.Release(r.Context(), id)
+	id, err := exportID(r)
+	if err != nil {
+		return err
+	}
+	x, _, err := s.cfg.Exports.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.authorizeExport(r, x); err != nil {
+		return err
+	}
+	x, err = s.cfg.Exports.Release(r.Context(), id)
 	if err != nil {
 		return exportError(err)
 	}

@@ -155,9 +155,15 @@ func (a *App) serveSegment(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		obj, err := a.rec.cat.Open(r.Context(), g)
-		if err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
 			mediaError(w, http.StatusNotFound, "the segment is missing from storage")
 			a.log.Error("playback: segment file missing", "key", key, "err", err)
+			return
+		}
+		if err != nil {
+			// S3 down, say: players retry a 503.
+			mediaError(w, http.StatusServiceUnavailable, "recordings cannot be read now; try again")
+			a.log.Warn("playback: cannot open a segment", "key", key, "err", err)
 			return
 		}
 		defer obj.Close()

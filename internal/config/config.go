@@ -384,8 +384,8 @@ func (c *Config) Validate() error {
 	if r.PartDuration < Duration(100*time.Millisecond) || r.PartDuration > Duration(time.Second) {
 		bad("record.part_duration", "must be between 100ms and 1s, got %s", r.PartDuration)
 	}
-	if r.SegmentDuration < r.PartDuration || r.SegmentDuration > Duration(time.Hour) {
-		bad("record.segment_duration", "must be between record.part_duration and 1h, got %s", r.SegmentDuration)
+	if r.SegmentDuration < r.PartDuration || r.SegmentDuration > Duration(50*time.Minute) {
+		bad("record.segment_duration", "must be between record.part_duration and 50m, got %s", r.SegmentDuration)
 	}
 	if r.Retention < Duration(time.Hour) || r.Retention > Duration(3650*24*time.Hour) {
 		bad("record.retention", "must be between 1h and 87600h (ten years), got %s", r.Retention)

@@ -99,7 +99,10 @@ func Duration(ticks int64, clockRate int) time.Duration {
 	if clockRate <= 0 {
 		return 0
 	}
-	return time.Duration(ticks) * time.Second / time.Duration(clockRate)
+	// Whole seconds and the remainder apart: ticks*time.Second overflows
+	// after 28 hours of a 90 kHz clock.
+	r := int64(clockRate)
+	return time.Duration(ticks/r)*time.Second + time.Duration(ticks%r)*time.Second/time.Duration(r)
 }
 
 // Errors returned by the hub when a stream is asked for. Egress servers map

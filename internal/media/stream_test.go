@@ -179,3 +179,14 @@ func BenchmarkWriteFanout(b *testing.B) {
 		})
 	}
 }
+
+func TestDurationDoesNotOverflow(t *testing.T) {
+	// 30 hours of a 90 kHz clock: ticks*time.Second alone overflows int64.
+	ticks := int64(30 * 3600 * 90000)
+	if d := Duration(ticks, 90000); d != 30*time.Hour {
+		t.Errorf("Duration(%d, 90000) = %v, want 30h", ticks, d)
+	}
+	if d := Duration(45000+90000, 90000); d != 1500*time.Millisecond {
+		t.Errorf("Duration = %v, want 1.5s", d)
+	}
+}

@@ -42,13 +42,27 @@ func (c *Catalog) Segments(ctx context.Context, channelID int64, from, to time.T
 	if err != nil {
 		return nil, err
 	}
-	if c.Rec != nil {
-		if g, ok := c.Rec.Open(channelID); ok && g.End.After(from) && g.Start.Before(to) {
-			segs = append(segs, g)
-			sort.SliceStable(segs, func(i, j int) bool { return segs[i].Start.Before(segs[j].Start) })
+	return c.withOpen(segs, channelID, from, to), nil
+}
+
+// withOpen adds the segment being written to segs if it overlaps [from,
+// to) and is not indexed yet (it is, briefly, both when it just ended).
+func (c *Catalog) withOpen(segs []model.Segment, channelID int64, from, to time.Time) []model.Segment {
+	if c.Rec == nil {
+		return segs
+	}
+	g, ok := c.Rec.Open(channelID)
+	if !ok || !g.End.After(from) || !g.Start.Before(to) {
+		return segs
+	}
+	for _, s := range segs {
+		if s.Start.Equal(g.Start) {
+			return segs
 		}
 	}
-	return segs, nil
+	segs = append(segs, g)
+	sort.SliceStable(segs, func(i, j int) bool { return segs[i].Start.Before(segs[j].Start) })
+	return segs
 }
 
 // Open opens the file of a segment where the index says it is. For a
@@ -62,11 +76,16 @@ func (c *Catalog) Open(ctx context.Context, g model.Segment) (blob.Object, error
 		st = c.S3
 	}
 	obj, err := st.Open(ctx, g.Key)
+	if errors.Is(err, blob.ErrNotFound) && g.Location == model.LocationDisk && c.S3 != nil {
+		// Uploaded (and removed from the disk) since g was listed.
+		obj, err = c.S3.Open(ctx, g.Key)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if g.Open && g.Bytes < obj.Size() {
-		return newLimited(obj, g.Bytes), nil
+	if g.Open {
+		// Only the parts written when g was taken: the file grows.
+		return newLimited(obj, min(g.Bytes, obj.Size())), nil
 	}
 	return obj, nil
 }
@@ -134,13 +153,7 @@ func (c *Catalog) Timeline(ctx context.Context, channelID int64, from, to time.T
 	if err != nil {
 		return Timeline{}, err
 	}
-	if c.Rec != nil {
-		if g, ok := c.Rec.Open(channelID); ok && g.End.After(from) && g.Start.Before(to) {
-			segs = append(segs, g)
-			sort.SliceStable(segs, func(i, j int) bool { return segs[i].Start.Before(segs[j].Start) })
-		}
-	}
-	return buildTimeline(segs, from, to), nil
+	return buildTimeline(c.withOpen(segs, channelID, from, to), from, to), nil
 }
 
 func buildTimeline(segs []model.Segment, from, to time.Time) Timeline {

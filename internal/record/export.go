@@ -263,16 +263,29 @@ func (e *Exporter) export(ctx context.Context, x *model.Export, p *progress) (in
 			return 0, err
 		}
 		var ids []int64
+		var total int64
 		for _, g := range segs {
 			if g.ID != 0 {
 				ids = append(ids, g.ID)
 			}
-			p.total += g.Bytes
+			total += 2 * g.Bytes // read once to verify, once to stitch
 		}
 		if err := e.Store.LockSegments(ctx, x.ID, ids); err != nil {
 			return 0, err
 		}
+		e.mu.Lock()
+		p.total += total
+		e.mu.Unlock()
 		jobs = append(jobs, job{ch, segs})
+	}
+	// Evidence is only as good as its sources: every segment must still
+	// match the checksum it was indexed with.
+	for _, j := range jobs {
+		for _, g := range j.segs {
+			if err := e.verify(ctx, g, p); err != nil {
+				return 0, fmt.Errorf("channel %s: %w", j.ch.Code, err)
+			}
+		}
 	}
 	var total int64
 	sums := &strings.Builder{}
@@ -319,6 +332,33 @@ func (e *Exporter) export(ctx context.Context, x *model.Export, p *progress) (in
 	}
 	return total + int64(sums.Len()), nil
 }
+
+// verify checks a segment file against the SHA-256 of the index.
+func (e *Exporter) verify(ctx context.Context, g model.Segment, p *progress) error {
+	if g.SHA256 == "" { // being written: nothing to check against yet
+		return nil
+	}
+	o, err := e.Catalog.Open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(o, 0, o.Size())); err != nil {
+		return fmt.Errorf("read %s: %w", g.Key, err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != g.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, the index says %s: the file was altered or damaged after it was recorded",
+			ErrTampered, g.Key, sum, g.SHA256)
+	}
+	e.mu.Lock()
+	p.done += g.Bytes
+	e.mu.Unlock()
+	return nil
+}
+
+// ErrTampered means that a recorded file no longer matches its checksum.
+var ErrTampered = errors.New("record: segment does not match its checksum")
 
 // fileName is the channel's code, or its id if the code is not a plain
 // file name.

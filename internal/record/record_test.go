@@ -243,7 +243,7 @@ func TestRecorderStartsANewRunAfterAReconnect(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- rec.Run(ctx) }()
 
-	// Two connections of the source, 3 s of media each, fed as fast as
+	// Two connections of the source, 4 s of media each, fed as fast as
 	// the recorder takes them.
 	for c := range 2 {
 		f := newFeed(t, int64(c)*1e9)
@@ -257,7 +257,7 @@ func TestRecorderStartsANewRunAfterAReconnect(t *testing.T) {
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-		for range 45 {
+		for range 60 { // 4 s: a finished segment and one with a part written
 			for _, u := range f.next() {
 				s.Write(u)
 			}

@@ -99,13 +99,14 @@ type Recorder struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu      sync.Mutex
-	plans   map[int64]model.RecordPlan
-	workers map[int64]*worker
-	open    map[int64]model.Segment
-	status  map[int64]Status
-	kick    chan struct{}
-	wg      sync.WaitGroup
+	mu        sync.Mutex // guards the maps and unindexed
+	unindexed []model.Segment
+	plans     map[int64]model.RecordPlan
+	workers   map[int64]*worker
+	open      map[int64]model.Segment
+	status    map[int64]Status
+	kick      chan struct{}
+	wg        sync.WaitGroup
 }
 
 type worker struct {
@@ -177,6 +178,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			r.stopAll()
 			return nil
 		case <-tick.C:
+			r.retryIndex()
 		case <-r.kick:
 		}
 	}
@@ -277,8 +279,11 @@ func (r *Recorder) Recording() int {
 func (r *Recorder) setStatus(id int64, st Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur, ok := r.status[id]; ok && cur.State == st.State && cur.Reason == st.Reason {
-		st.Since = cur.Since
+	if cur, ok := r.status[id]; ok {
+		if cur.State == st.State && cur.Reason == st.Reason {
+			st.Since = cur.Since
+		}
+		st.Dropped += cur.Dropped
 	}
 	r.status[id] = st
 }
@@ -292,6 +297,9 @@ func (r *Recorder) record(ctx context.Context, id int64, w *worker) {
 		r.mu.Lock()
 		delete(r.status, id)
 		delete(r.open, id)
+		if r.workers[id] == w {
+			delete(r.workers, id) // ended by itself: reconcile may start another
+		}
 		r.mu.Unlock()
 	}()
 	log := r.log.With("channel", id)
@@ -366,7 +374,7 @@ func (r *Recorder) recordRun(ctx context.Context, id int64, log *slog.Logger) er
 			if werr = rn.write(u); werr != nil {
 				r.metrics.writeErrors.Inc()
 				log.Error("recording: cannot write; the run ends and restarts when it can", "err", werr)
-				return r.endRun(id, rn, rd, &storageError{werr})
+				return r.endRun(id, rn, rd, werr)
 			}
 		}
 	}
@@ -388,19 +396,53 @@ func (r *Recorder) endRun(id int64, rn *run, rd *media.Reader, cause error) erro
 	return cause
 }
 
-// finished indexes a finished segment. A failure is logged: the start-up
-// scan indexes the file later.
+// finished indexes a finished segment. A failure is logged and the
+// segment retried by Run every 15 s (and found by the start-up scan if
+// the process ends first).
 func (r *Recorder) finished(g model.Segment, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	r.metrics.segments.Inc()
 	r.metrics.bytes.Add(float64(g.Bytes))
+	if err := r.index(g); err != nil {
+		log.Error("recording: cannot index a segment; retrying", "key", g.Key, "err", err)
+		r.mu.Lock()
+		r.unindexed = append(r.unindexed, g)
+		r.mu.Unlock()
+	}
+}
+
+// index adds a finished segment to the index and forgets it as the open
+// one of its channel.
+func (r *Recorder) index(g model.Segment) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if err := r.cfg.Index.AddSegment(ctx, &g); err != nil {
 		r.metrics.indexErrors.Inc()
-		log.Error("recording: cannot index a segment; the next start-up scan will", "key", g.Key, "err", err)
-		return
+		return err
 	}
+	r.mu.Lock()
+	if o, ok := r.open[g.ChannelID]; ok && o.Key == g.Key {
+		delete(r.open, g.ChannelID)
+	}
+	r.mu.Unlock()
 	if r.cfg.OnSegment != nil {
 		r.cfg.OnSegment(g)
+	}
+	return nil
+}
+
+// retryIndex retries the segments that could not be indexed.
+func (r *Recorder) retryIndex() {
+	r.mu.Lock()
+	pending := r.unindexed
+	r.unindexed = nil
+	r.mu.Unlock()
+	for i, g := range pending {
+		if err := r.index(g); err != nil {
+			r.log.Warn("recording: still cannot index segments", "pending", len(pending)-i, "err", err)
+			r.mu.Lock()
+			r.unindexed = append(r.unindexed, pending[i:]...)
+			r.mu.Unlock()
+			return
+		}
 	}
 }

@@ -27,6 +27,8 @@ type RepairIndex interface {
 // RepairReport counts what Repair did.
 type RepairReport struct {
 	Checked, Indexed, Trimmed, Removed, Unreadable int
+	// Failed counts files that could not be repaired (logged each).
+	Failed int
 }
 
 // Repair indexes the segment files of the recordings folder that the index
@@ -93,14 +95,20 @@ func Repair(ctx context.Context, dir string, idx RepairIndex, since time.Time, l
 					continue
 				}
 				if err := repairFile(ctx, dir, key, channelID, start, run, idx, &rep, log); err != nil {
-					return rep, err
+					if ctx.Err() != nil {
+						return rep, ctx.Err()
+					}
+					// One bad file must not keep the platform from
+					// starting: say which and go on.
+					rep.Failed++
+					log.Error("start-up scan: cannot repair a segment file; fix or remove it", "key", key, "err", err)
 				}
 			}
 		}
 	}
-	if rep.Indexed+rep.Removed+rep.Unreadable > 0 {
+	if rep.Indexed+rep.Removed+rep.Unreadable+rep.Failed > 0 {
 		log.Info("start-up scan repaired the segment index", "checked", rep.Checked, "indexed", rep.Indexed,
-			"trimmed", rep.Trimmed, "removed", rep.Removed, "unreadable", rep.Unreadable)
+			"trimmed", rep.Trimmed, "removed", rep.Removed, "unreadable", rep.Unreadable, "failed", rep.Failed)
 	}
 	return rep, nil
 }

@@ -20,7 +20,8 @@ type RetentionIndex interface {
 	ExpiredSegments(ctx context.Context, channelID int64, cutoff time.Time, limit int) ([]model.Segment, error)
 	OldestSegments(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error)
 	CountSegmentsAt(ctx context.Context, loc model.Location) (n, bytes int64, err error)
-	DeleteSegment(ctx context.Context, id int64) error
+	SegmentLocked(ctx context.Context, id int64) (bool, error)
+	DeleteSegment(ctx context.Context, id int64, loc model.Location) error
 }
 
 // Retention deletes what the platform may no longer keep and guards the
@@ -156,15 +157,21 @@ func (r *Retention) expire(ctx context.Context, rep *Report) error {
 			if err != nil {
 				return err
 			}
+			failed := 0
 			for _, g := range segs {
-				if err := r.delete(ctx, g); err != nil {
-					return err
+				ok, err := r.delete(ctx, g)
+				if err != nil {
+					failed++
+					r.log().Warn("retention: cannot delete an expired segment; retried at the next pass", "key", g.Key, "err", err)
+					continue
 				}
-				rep.Expired++
-				rep.FreedBytes += g.Bytes
+				if ok {
+					rep.Expired++
+					rep.FreedBytes += g.Bytes
+				}
 			}
-			if len(segs) < batch {
-				break
+			if len(segs) < batch || failed > 0 {
+				break // the next pass goes on
 			}
 		}
 	}
@@ -220,10 +227,17 @@ func (r *Retention) guard(ctx context.Context, rep *Report) error {
 			r.log().Error("disk guard cannot free space", "warning", rep.Warning)
 			return nil
 		}
+		deleted := 0
 		for _, g := range segs {
-			if err := r.delete(ctx, g); err != nil {
-				return err
+			ok, err := r.delete(ctx, g)
+			if err != nil {
+				r.log().Warn("disk guard: cannot delete a segment", "key", g.Key, "err", err)
+				continue
 			}
+			if !ok {
+				continue
+			}
+			deleted++
 			rep.Guarded++
 			rep.FreedBytes += g.Bytes
 			if r.MaxBytes > 0 {
@@ -237,31 +251,44 @@ func (r *Retention) guard(ctx context.Context, rep *Report) error {
 				return nil
 			}
 		}
+		if deleted == 0 {
+			return fmt.Errorf("record: disk guard: none of the %d oldest segments could be deleted (see the log)", len(segs))
+		}
 	}
 }
 
-// delete removes a segment's file, then its index row. A locked segment
-// (locked since the query) is left alone.
-func (r *Retention) delete(ctx context.Context, g model.Segment) error {
+// delete removes an unlocked segment: its file first, then its row, so
+// that a failure leaves the row to retry (a file without a row would
+// escape retention). It reports false for a segment that an export locks,
+// or that the uploader moved to S3 meanwhile (it stays, in S3).
+func (r *Retention) delete(ctx context.Context, g model.Segment) (bool, error) {
+	locked, err := r.Index.SegmentLocked(ctx, g.ID)
+	if err != nil || locked {
+		return false, err
+	}
 	var st blob.Store = r.Catalog.Disk
 	if g.Location == model.LocationS3 {
 		if r.Catalog.S3 == nil {
-			return fmt.Errorf("record: segment %s is in S3, but no S3 store is configured", g.Key)
+			return false, fmt.Errorf("record: segment %s is in S3, but no S3 store is configured (set record.s3 to delete it)", g.Key)
 		}
 		st = r.Catalog.S3
 	}
-	if err := r.Index.DeleteSegment(ctx, g.ID); err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil
-		}
-		return err
-	}
-	// The row goes first: a file without a row is found again by the
-	// start-up scan (and expired again), a row without a file is a hole.
 	if err := st.Delete(ctx, g.Key); err != nil {
-		return fmt.Errorf("record: delete %s: %w", g.Key, err)
+		return false, fmt.Errorf("record: delete %s: %w", g.Key, err)
 	}
-	return nil
+	err = r.Index.DeleteSegment(ctx, g.ID, g.Location)
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		// Locked between the check and now: its file is gone, and the
+		// export that locked it will say so.
+		r.log().Error("retention: a segment was locked by an export while it was being deleted", "key", g.Key)
+		return false, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil // uploaded to S3 meanwhile, or deleted by another pass
+	case err != nil:
+		return false, err
+	}
+	return true, nil
 }
 
 // Storage is the state of recording storage, for operators and the

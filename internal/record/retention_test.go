@@ -1,6 +1,8 @@
 package record
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -47,11 +49,12 @@ func newRetentionFixture(t *testing.T) *retentionFixture {
 	f := &retentionFixture{st: st, disk: disk, segs: map[int64][]model.Segment{},
 		t0: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	payload := make([]byte, 1<<20)
+	sum := sha256.Sum256(payload)
 	for _, ch := range []int64{1, 2} {
 		for h := range 24 {
 			start := f.t0.Add(time.Duration(h) * time.Hour)
 			g := model.Segment{ChannelID: ch, Start: start, End: start.Add(time.Hour), Bytes: int64(len(payload)),
-				Key: SegmentKey(ch, start, 1), Location: model.LocationDisk, SHA256: "x", Codec: "avc1", Run: 1}
+				Key: SegmentKey(ch, start, 1), Location: model.LocationDisk, SHA256: hex.EncodeToString(sum[:]), Codec: "avc1", Run: 1}
 			p, _ := disk.Path(g.Key)
 			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 				t.Fatal(err)

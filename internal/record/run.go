@@ -15,6 +15,7 @@ import (
 
 	"github.com/xueliang/xueliang/internal/media"
 	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/store"
 )
 
 // maxAudioBacklog caps the audio samples waiting for the video track to
@@ -93,7 +94,7 @@ func (r *run) write(u *media.Unit) error {
 			return media.Fail(media.ReasonCodecUnsupported, err)
 		}
 		r.init, r.codec, r.based = init, codec, true
-		r.start = r.now().UTC().Truncate(time.Millisecond)
+		r.start = captureTime(u.NTP, r.now()).UTC().Truncate(time.Millisecond)
 		r.id = r.start.UnixMilli()
 		for _, o := range []*track{r.video, r.audio} {
 			if o != nil {
@@ -168,13 +169,23 @@ func (r *run) pushVideo(pts int64, payload []byte, key bool) error {
 		return nil
 	}
 	target := uint64(r.partDur.Seconds() * videoTimescale)
-	if !prev.IsNonSyncSample && r.partVideo > 0 {
+	segLen := media.Duration(int64(t.decode-r.segBase), videoTimescale)
+	if r.file != nil && segLen >= maxSegment {
+		// No keyframe for most of an hour: cut anyway, so that the
+		// segment stays within what the index accepts.
+		if err := r.flush(); err != nil {
+			return err
+		}
+		if err := r.closeSegment(); err != nil {
+			return err
+		}
+	} else if !prev.IsNonSyncSample && r.partVideo > 0 {
 		// A keyframe starts a new part, and a new segment once the
 		// current one is long enough.
 		if err := r.flush(); err != nil {
 			return err
 		}
-		if r.file != nil && time.Duration(t.decode-r.segBase)*time.Second/videoTimescale >= r.segDur {
+		if r.file != nil && segLen >= r.segDur {
 			if err := r.closeSegment(); err != nil {
 				return err
 			}
@@ -202,16 +213,15 @@ func (r *run) pushVideo(pts int64, payload []byte, key bool) error {
 // openSegment creates the file of a new segment that starts at the video
 // decode time of the next sample, and writes the init segment.
 func (r *run) openSegment() error {
-	d := time.Duration(r.video.decode) * time.Second / videoTimescale
-	start := r.start.Add(d).Truncate(time.Millisecond)
+	start := r.start.Add(media.Duration(int64(r.video.decode), videoTimescale)).Truncate(time.Millisecond)
 	key := SegmentKey(r.channelID, start, r.id)
 	path := filepath.Join(r.dir, filepath.FromSlash(key))
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("record: %w", err)
+		return &storageError{fmt.Errorf("record: %w", err)}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
-		return fmt.Errorf("record: %w", err)
+		return &storageError{fmt.Errorf("record: %w", err)}
 	}
 	r.file, r.hash, r.segBase = f, sha256.New(), r.video.decode
 	r.seg = model.Segment{ChannelID: r.channelID, Start: start, End: start, Key: key,
@@ -231,7 +241,7 @@ func (r *run) writeFile(b []byte) error {
 		if n > 0 {
 			_ = r.file.Truncate(r.seg.Bytes)
 		}
-		return fmt.Errorf("record: write %s: %w", r.seg.Key, err)
+		return &storageError{fmt.Errorf("record: write %s: %w", r.seg.Key, err)}
 	}
 	r.hash.Write(b)
 	r.seg.Bytes += int64(n)
@@ -285,8 +295,7 @@ func (r *run) flush() error {
 	if err != nil {
 		return err
 	}
-	d := time.Duration(r.video.decode-r.segBase) * time.Second / videoTimescale
-	r.seg.End = r.seg.Start.Add(d)
+	r.seg.End = r.seg.Start.Add(media.Duration(int64(r.video.decode-r.segBase), videoTimescale))
 	if r.onPart != nil {
 		r.onPart(r.seg)
 	}
@@ -313,9 +322,23 @@ func (r *run) closeSegment() error {
 		r.onSegment(seg)
 	}
 	if err != nil {
-		return fmt.Errorf("record: close %s: %w", seg.Key, err)
+		return &storageError{fmt.Errorf("record: close %s: %w", seg.Key, err)}
 	}
 	return nil
+}
+
+// maxSegment is the longest segment the recorder writes, within the
+// index's store.MaxSegmentDuration.
+const maxSegment = store.MaxSegmentDuration - 5*time.Minute
+
+// captureTime returns the wall-clock time of a unit's capture as the
+// source reports it (a unit from the hub's GOP cache is up to a GOP old),
+// or now when that is missing or implausible (a camera clock set wrong).
+func captureTime(ntp, now time.Time) time.Time {
+	if ntp.IsZero() || ntp.After(now.Add(time.Second)) || ntp.Before(now.Add(-time.Minute)) {
+		return now
+	}
+	return ntp
 }
 
 // close ends the run: the part being built is written (the samples held

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 type UploadIndex interface {
 	SegmentsAt(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error)
 	SetSegmentLocation(ctx context.Context, id int64, loc model.Location) error
+	DeleteSegment(ctx context.Context, id int64, loc model.Location) error
 }
 
 // Uploader moves finished segments from the local disk to S3, oldest
@@ -35,6 +37,7 @@ type Uploader struct {
 	BackoffMax time.Duration // default 30 s
 
 	kick     chan struct{}
+	skip     map[int64]bool // rows whose file is lost but an export locks
 	backlog  atomic.Int64
 	uploaded prometheus.Counter
 	failed   prometheus.Counter
@@ -51,6 +54,7 @@ func NewUploader(idx UploadIndex, disk *blob.Disk, s3 blob.Store, log *slog.Logg
 	}
 	return &Uploader{Index: idx, Disk: disk, S3: s3, Log: log, BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 		kick:     make(chan struct{}, 1),
+		skip:     map[int64]bool{},
 		uploaded: c("uploads_total", "Segments uploaded to S3."),
 		failed:   c("upload_failures_total", "Failed uploads of segments to S3 (retried)."),
 		bytes:    c("upload_bytes_total", "Bytes of segments uploaded to S3."),
@@ -117,6 +121,30 @@ func (u *Uploader) Run(ctx context.Context) {
 	}
 }
 
+// missing handles a segment whose local file is gone: uploaded already
+// (a crash between the upload and the index update), or deleted by the
+// disk guard while it waited.
+func (u *Uploader) missing(ctx context.Context, g model.Segment) error {
+	if o, err := u.S3.Open(ctx, g.Key); err == nil {
+		o.Close()
+		return u.Index.SetSegmentLocation(ctx, g.ID, model.LocationS3)
+	} else if !errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("record: upload %s: %w", g.Key, err)
+	}
+	u.Log.Error("segment file missing from the disk and from S3; its index row is removed", "key", g.Key)
+	err := u.Index.DeleteSegment(ctx, g.ID, model.LocationDisk)
+	if errors.Is(err, store.ErrLocked) {
+		// An export holds it: leave the row to the export (which will
+		// report the file missing) and the uploader's queue alone.
+		u.skip[g.ID] = true
+		return nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // drain uploads one batch of the backlog and returns how many segments it
 // moved.
 func (u *Uploader) drain(ctx context.Context) (int, error) {
@@ -125,13 +153,18 @@ func (u *Uploader) drain(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	u.backlog.Store(int64(len(segs)))
-	for i, g := range segs {
-		if err := u.upload(ctx, g); err != nil {
-			return i, err
+	moved := 0
+	for _, g := range segs {
+		if u.skip[g.ID] {
+			continue
 		}
+		if err := u.upload(ctx, g); err != nil {
+			return moved, err
+		}
+		moved++
 		u.backlog.Add(-1)
 	}
-	return len(segs), nil
+	return moved, nil
 }
 
 func (u *Uploader) upload(ctx context.Context, g model.Segment) error {
@@ -139,7 +172,9 @@ func (u *Uploader) upload(ctx context.Context, g model.Segment) error {
 	if err != nil {
 		return err
 	}
-	if err := u.S3.Put(ctx, g.Key, path); err != nil {
+	if err := u.S3.Put(ctx, g.Key, path); errors.Is(err, fs.ErrNotExist) {
+		return u.missing(ctx, g)
+	} else if err != nil {
 		return fmt.Errorf("record: upload %s: %w", g.Key, err)
 	}
 	if err := u.Index.SetSegmentLocation(ctx, g.ID, model.LocationS3); err != nil {

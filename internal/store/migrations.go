@@ -179,6 +179,15 @@ DROP INDEX segments_channel_start_idx;
 CREATE INDEX segments_channel_start_idx ON segments (channel_id, start_ms, end_ms, bytes);
 `,
 	},
+	{
+		version: 4,
+		name:    "index of the segments on the disk",
+		// The uploader and the disk guard ask for the oldest segments on
+		// the disk; with S3 those are few among millions.
+		sqlite: `
+CREATE INDEX segments_disk_start_idx ON segments (start_ms) WHERE location = 'disk';
+`,
+	},
 }
 
 // latestVersion is the schema version this binary writes.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/xueliang/xueliang/internal/model"
@@ -102,8 +103,20 @@ func (s *Store) SegmentIndexed(ctx context.Context, channelID int64, start time.
 // SegmentsAt returns up to limit segments held at loc, oldest first: the
 // upload backlog when loc is the disk and the platform records to S3.
 func (s *Store) SegmentsAt(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error) {
-	return queryAll(ctx, s, "list segments at "+string(loc), `SELECT `+segmentColumns+` FROM segments
-WHERE location = $1 ORDER BY start_ms LIMIT $2`, []any{string(loc), limit}, scanSegment)
+	q, err := locationQuery(`SELECT `+segmentColumns+` FROM segments WHERE location = ? ORDER BY start_ms LIMIT $1`, loc)
+	if err != nil {
+		return nil, err
+	}
+	return queryAll(ctx, s, "list segments at "+string(loc), q, []any{limit}, scanSegment)
+}
+
+// locationQuery puts loc into query as a literal in place of "?": a
+// partial index (segments_disk_start_idx) is used only for a literal.
+func locationQuery(query string, loc model.Location) (string, error) {
+	if loc != model.LocationDisk && loc != model.LocationS3 {
+		return "", fmt.Errorf("store: unknown segment location %q", loc)
+	}
+	return strings.Replace(query, "?", "'"+string(loc)+"'", 1), nil
 }
 
 // CountSegmentsAt returns how many segments, and how many bytes, are held at
@@ -147,11 +160,10 @@ func (s *Store) SetSegmentLocation(ctx context.Context, id int64, loc model.Loca
 	return nil
 }
 
-// DeleteSegment removes a segment from the index unless an export locks
-// it (ErrLocked). The caller deletes the file afterwards: a file without a
-// row is found again by the start-up scan, a row without a file is a hole
-// in playback.
-func (s *Store) DeleteSegment(ctx context.Context, id int64) error {
+// DeleteSegment removes a segment held at loc from the index unless an
+// export locks it (ErrLocked). It returns ErrNotFound when no such row is
+// at loc: deleted meanwhile, or moved (uploaded to S3) since it was read.
+func (s *Store) DeleteSegment(ctx context.Context, id int64, loc model.Location) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		locked, err := rowExists(ctx, tx, `SELECT 1 FROM segment_locks WHERE segment_id = $1`, id)
 		if err != nil {
@@ -160,13 +172,28 @@ func (s *Store) DeleteSegment(ctx context.Context, id int64) error {
 		if locked {
 			return ErrLocked
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM segments WHERE id = $1`, id)
-		return err
+		res, err := tx.ExecContext(ctx, `DELETE FROM segments WHERE id = $1 AND location = $2`, id, string(loc))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: delete segment %d: %w", id, err)
+		return fmt.Errorf("store: delete segment %d at %s: %w", id, loc, err)
 	}
 	return nil
+}
+
+// SegmentLocked reports whether an export locks a segment.
+func (s *Store) SegmentLocked(ctx context.Context, id int64) (bool, error) {
+	ok, err := rowExists(ctx, s.r, `SELECT 1 FROM segment_locks WHERE segment_id = $1`, id)
+	if err != nil {
+		return false, fmt.Errorf("store: segment %d locked: %w", id, err)
+	}
+	return ok, nil
 }
 
 // ExpiredSegments returns up to limit unlocked segments of a channel that
@@ -181,9 +208,13 @@ ORDER BY start_ms LIMIT $3`, []any{channelID, toMillis(cutoff), limit}, scanSegm
 // OldestSegments returns up to limit unlocked segments of every channel,
 // oldest first: what the disk guard deletes when space runs out.
 func (s *Store) OldestSegments(ctx context.Context, loc model.Location, limit int) ([]model.Segment, error) {
-	return queryAll(ctx, s, "list oldest segments", `SELECT `+segmentColumns+` FROM segments
-WHERE location = $1 AND NOT EXISTS (SELECT 1 FROM segment_locks l WHERE l.segment_id = segments.id)
-ORDER BY start_ms LIMIT $2`, []any{string(loc), limit}, scanSegment)
+	q, err := locationQuery(`SELECT `+segmentColumns+` FROM segments
+WHERE location = ? AND NOT EXISTS (SELECT 1 FROM segment_locks l WHERE l.segment_id = segments.id)
+ORDER BY start_ms LIMIT $1`, loc)
+	if err != nil {
+		return nil, err
+	}
+	return queryAll(ctx, s, "list oldest segments", q, []any{limit}, scanSegment)
 }
 
 // RecordedChannels returns the ids of the channels that have segments. It

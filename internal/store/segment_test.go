@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func TestSegmentTotalsAndSpans(t *testing.T) {
 	if err := s.SetSegmentLocation(ctx, a[0].ID, model.LocationS3); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSegment(ctx, a[1].ID); err != nil {
+	if err := s.DeleteSegment(ctx, a[1].ID, model.LocationDisk); err != nil {
 		t.Fatal(err)
 	}
 	n, b, _ := s.CountSegmentsAt(ctx, model.LocationDisk)
@@ -81,6 +82,28 @@ func TestSegmentTotalsAndSpans(t *testing.T) {
 	spans, err := s.SegmentSpans(ctx, 7, t0, t0.Add(time.Hour))
 	if err != nil || len(spans) != 2 || !spans[1].Start.Equal(a[2].Start) || spans[1].Bytes != 1000 || spans[1].ChannelID != 7 {
 		t.Errorf("spans %+v %v", spans, err)
+	}
+	// The uploader's and the disk guard's queries use the partial index.
+	for _, q := range []string{`SELECT ` + segmentColumns + ` FROM segments WHERE location = 'disk' ORDER BY start_ms LIMIT 5`,
+		`SELECT ` + segmentColumns + ` FROM segments WHERE location = 'disk' AND NOT EXISTS (SELECT 1 FROM segment_locks l WHERE l.segment_id = segments.id) ORDER BY start_ms LIMIT 5`} {
+		var plan strings.Builder
+		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan.WriteString(detail + "; ")
+		}
+		rows.Close()
+		if !strings.Contains(plan.String(), "segments_disk_start_idx") {
+			t.Errorf("query plan does not use segments_disk_start_idx: %s", plan.String())
+		}
+	}
+	if got, err := s.SegmentsAt(ctx, model.LocationDisk, 10); err != nil || len(got) != 4 {
+		t.Errorf("segments on the disk: %d %v", len(got), err)
 	}
 	empty := openTestStore(t)
 	if ids, err := empty.RecordedChannels(ctx); err != nil || len(ids) != 0 {
@@ -113,10 +136,10 @@ func TestLockedSegmentsAreNotDeleted(t *testing.T) {
 	if err != nil || len(exp) != 2 || exp[0].ID != segs[1].ID {
 		t.Fatalf("expired: %+v, %v", exp, err)
 	}
-	if err := s.DeleteSegment(ctx, segs[0].ID); !errors.Is(err, ErrLocked) {
+	if err := s.DeleteSegment(ctx, segs[0].ID, model.LocationDisk); !errors.Is(err, ErrLocked) {
 		t.Fatalf("deleting a locked segment: %v", err)
 	}
-	if err := s.DeleteSegment(ctx, segs[1].ID); err != nil {
+	if err := s.DeleteSegment(ctx, segs[1].ID, model.LocationDisk); err != nil {
 		t.Fatal(err)
 	}
 	old, err := s.OldestSegments(ctx, model.LocationDisk, 10)
@@ -126,7 +149,7 @@ func TestLockedSegmentsAreNotDeleted(t *testing.T) {
 	if err := s.UnlockExport(ctx, e.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSegment(ctx, segs[0].ID); err != nil {
+	if err := s.DeleteSegment(ctx, segs[0].ID, model.LocationDisk); err != nil {
 		t.Fatalf("deleting a released segment: %v", err)
 	}
 	e.State, e.Progress, e.Bytes = model.ExportReleased, 1, 42

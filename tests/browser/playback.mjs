@@ -71,7 +71,27 @@ try {
   const c2 = await page.evaluate(() => document.querySelector('#video').currentTime);
   console.log(`seek to ${target.toFixed(2)}: playing at ${c2.toFixed(2)}`);
 
+  // A camera with G.711 audio (recorded as PCM, which MSE cannot take):
+  // the console falls back to the stitched MP4, which plays.
+  const g711 = await page.evaluate(async () => {
+    const c = window.xl.channels().find((c) => c.id === 7);
+    if (!c) return null;
+    const now = new Date(), from = new Date(now.getTime() - 3600e3);
+    const tl = await (await fetch(`/api/v1/channels/7/recordings?start=${from.toISOString()}&end=${now.toISOString()}`)).json();
+    const rec = tl.recorded && tl.recorded[tl.recorded.length - 1];
+    if (!rec) return null;
+    const s = new Date(new Date(rec.start).getTime() + 2000);
+    await window.xl.playback(7, s.toISOString(), new Date(s.getTime() + 10000).toISOString());
+    return s.toISOString();
+  });
+  if (!g711) fail('no recording of the G.711 camera (channel 7)');
+  else {
+    await page.waitForFunction(() => document.querySelector('#video').currentTime > 1, null, { timeout: 15000 });
+    console.log(`G.711 camera: playing from ${g711} through ${await page.evaluate(() => document.querySelector('#video').currentSrc.includes('playback.mp4') ? 'the MP4' : 'HLS')}`);
+  }
+
   // Export the range and see the files listed with their checksums.
+  await page.evaluate(([id, s, e]) => window.xl.playback(id, s, e), [id, start.toISOString(), end.toISOString()]);
   const x = await page.evaluate(() => window.xl.exportRange());
   console.log(`export ${x.id}: ${x.state}, ${(x.files || []).map((f) => f.name).join(', ')}`);
   if (x.state !== 'done' || !(x.files || []).some((f) => f.name.endsWith('.mp4'))) fail(`export ${JSON.stringify(x)}`);

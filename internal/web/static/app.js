@@ -11,7 +11,7 @@ const I18N = {
     unreachable: '设备无法连接', auth_failed: '认证失败', no_video: '没有视频轨道', codec_unsupported: '编码格式不支持',
     timeout: '超时', source_closed: '设备断开', protocol_error: '协议错误',
     live: '实时', playback: '回放', length: '时长', export: '导出证据',
-    recorded: '当日录像 {h} 小时 {m} 分', norec: '当日无录像', pbat: '回放 {t}',
+    recorded: '当日录像 {h} 小时 {m} 分 {s} 秒', norec: '当日无录像', pbat: '回放 {t}',
     exporting: '导出 #{id}：{p}%', exported: '导出 #{id} 完成', exportfailed: '导出 #{id} 失败：{msg}',
     pickrec: '点击时间轴上的录像段开始回放',
   },
@@ -24,7 +24,7 @@ const I18N = {
     unreachable: 'camera unreachable', auth_failed: 'authentication failed', no_video: 'no video track', codec_unsupported: 'codec not supported',
     timeout: 'timeout', source_closed: 'camera disconnected', protocol_error: 'protocol error',
     live: 'Live', playback: 'Playback', length: 'Length', export: 'Export evidence',
-    recorded: 'Recorded this day: {h} h {m} min', norec: 'Nothing recorded this day', pbat: 'Playback {t}',
+    recorded: 'Recorded this day: {h} h {m} min {s} s', norec: 'Nothing recorded this day', pbat: 'Playback {t}',
     exporting: 'Export #{id}: {p}%', exported: 'Export #{id} done', exportfailed: 'Export #{id} failed: {msg}',
     pickrec: 'Click a recorded span of the timeline to play it',
   },
@@ -47,9 +47,14 @@ function applyLang() {
   $('#lang').textContent = t('lang');
   if (current) $('#current').textContent = current.name;
   render();
+  const st = $('#state');
+  if (st.dataset.state) st.textContent = t(st.dataset.state, lastStateVars);
+  if (typeof drawTimeline === 'function' && tl) drawTimeline();
+  if (typeof renderExports === 'function') renderExports();
 }
 
-function setState(key, vars) { const el = $('#state'); el.dataset.state = key; el.textContent = t(key, vars); }
+let lastStateVars = null;
+function setState(key, vars) { const el = $('#state'); el.dataset.state = key; lastStateVars = vars; el.textContent = t(key, vars); }
 
 async function api(method, path, body) {
   const res = await fetch(path, { method, headers: body ? { 'Content-Type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
@@ -225,7 +230,7 @@ function drawTimeline() {
     }
   }
   const secs = (tl && tl.recorded_seconds) || 0;
-  $('#pb-info').textContent = secs ? t('recorded', { h: Math.floor(secs / 3600), m: Math.floor(secs % 3600 / 60) }) : t('norec');
+  $('#pb-info').textContent = secs ? t('recorded', { h: Math.floor(secs / 3600), m: Math.floor(secs % 3600 / 60), s: Math.floor(secs % 60) }) : t('norec');
   const sel = el.querySelector('.sel');
   if (pb) {
     sel.style.display = 'block';
@@ -244,13 +249,24 @@ async function playback(id, start, end) {
   try {
     const urls = await api('POST', `/api/v1/channels/${id}/playback`, { start: pb.start.toISOString(), end: pb.end.toISOString() });
     setState('loading');
+    const useMP4 = () => {
+      // The stitched MP4 plays what MSE cannot take (G.711 recorded as
+      // PCM): the browser's own demuxer reads it, with Range requests.
+      if (hls) { hls.destroy(); hls = null; }
+      pb.mp4 = true;
+      video.src = urls.mp4;
+      video.play().catch(() => {});
+    };
     if (window.Hls && Hls.isSupported()) {
       hls = new Hls({ manifestLoadingMaxRetry: 3 });
-      hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) setState('failed', { msg: d.details }); });
+      hls.on(Hls.Events.ERROR, (_, d) => {
+        if (!d.fatal) return;
+        if (/Codec/i.test(d.details || '')) useMP4(); else setState('failed', { msg: d.details });
+      });
       hls.loadSource(urls.hls);
       hls.attachMedia(video);
     } else {
-      video.src = urls.mp4;
+      useMP4();
     }
     video.play().catch(() => {});
     return urls;
@@ -280,42 +296,64 @@ $('#mode-live').addEventListener('click', () => setMode('live'));
 $('#mode-pb').addEventListener('click', () => setMode('pb'));
 
 // Export the range being played back; show progress, then the files.
+const exportsShown = []; // newest first
+
+function renderExports() {
+  $('#exports').replaceChildren(...exportsShown.map((x) => {
+    const line = document.createElement('div');
+    if (x.state === 'failed') line.textContent = t('exportfailed', { id: x.id, msg: x.error });
+    else if (x.state !== 'done') line.textContent = t('exporting', { id: x.id, p: Math.round((x.progress || 0) * 100) });
+    else {
+      line.textContent = t('exported', { id: x.id }) + ' ';
+      for (const f of x.files || []) {
+        const a = document.createElement('a');
+        a.href = f.url; a.textContent = f.name; a.download = f.name;
+        if (f.sha256) a.title = 'SHA-256 ' + f.sha256;
+        line.append(a);
+      }
+    }
+    return line;
+  }));
+}
+
 async function exportRange() {
   if (!current || !pb) { setState('pickrec'); return; }
-  const line = document.createElement('div');
-  $('#exports').prepend(line);
   let x = await api('POST', '/api/v1/exports', { channel_ids: [current.id], start: pb.start.toISOString(), end: pb.end.toISOString() });
+  exportsShown.unshift(x);
   for (;;) {
-    line.textContent = t('exporting', { id: x.id, p: Math.round((x.progress || 0) * 100) });
+    exportsShown[exportsShown.findIndex((e) => e.id === x.id)] = x;
+    renderExports();
     if (x.state === 'done' || x.state === 'failed') break;
     await new Promise((r) => setTimeout(r, 500));
     x = await api('GET', `/api/v1/exports/${x.id}`);
-  }
-  if (x.state === 'failed') { line.textContent = t('exportfailed', { id: x.id, msg: x.error }); return x; }
-  line.textContent = t('exported', { id: x.id }) + ' ';
-  for (const f of x.files || []) {
-    const a = document.createElement('a');
-    a.href = f.url; a.textContent = f.name; a.download = f.name;
-    if (f.sha256) a.title = 'SHA-256 ' + f.sha256;
-    line.append(a);
   }
   return x;
 }
 $('#pb-export').addEventListener('click', () => exportRange().catch((e) => setState('failed', { msg: e.message })));
 
+// playingDate is the wall-clock time of the frame on screen: from the
+// playlist's program dates, or, for the MP4 (which starts at the asked
+// start), from its start and currentTime (exact up to the first gap).
+function playingDate() {
+  if (hls && hls.playingDate) return hls.playingDate;
+  if (pb && pb.mp4 && video.currentTime > 0) return new Date(pb.start.getTime() + video.currentTime * 1000);
+  return null;
+}
+
 setInterval(() => {
-  if (mode === 'pb' && hls && hls.playingDate) {
-    $('#clock').textContent = t('pbat', { t: fmtDay(hls.playingDate) + ' ' + fmtTime(hls.playingDate) });
+  const at = mode === 'pb' ? playingDate() : null;
+  if (at) {
+    $('#clock').textContent = t('pbat', { t: fmtDay(at) + ' ' + fmtTime(at) });
     const c = $('#timeline .cursor');
     c.style.display = 'block';
-    c.style.left = (Math.min(1, Math.max(0, (hls.playingDate - day) / 86400e3)) * 100) + '%';
+    c.style.left = (Math.min(1, Math.max(0, (at - day) / 86400e3)) * 100) + '%';
   } else if (mode === 'live') {
     $('#clock').textContent = fmtDay(new Date()) + ' ' + fmtTime(new Date());
     $('#timeline .cursor').style.display = 'none';
   }
 }, 250);
 
-window.xl = { play, load, framesDecoded, channels: () => channels, setMode, pick, playback, exportRange, timeline: () => tl, playingDate: () => hls && hls.playingDate };
+window.xl = { play, load, framesDecoded, channels: () => channels, setMode, pick, playback, exportRange, timeline: () => tl, playingDate };
 
 applyLang();
 load().catch((e) => setState('failed', { msg: e.message }));

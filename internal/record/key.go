@@ -47,5 +47,9 @@ func ParseSegmentKey(key string) (channelID int64, start time.Time, run int64, e
 	if start.Format(time.DateOnly) != parts[1] {
 		return 0, time.Time{}, 0, fmt.Errorf("record: segment key %q: start is not in the day folder", key)
 	}
+	// One key per segment: no leading zeros, no other spellings of the time.
+	if SegmentKey(channelID, start, run) != key {
+		return 0, time.Time{}, 0, fmt.Errorf("record: segment key %q is not written as the recorder writes it", key)
+	}
 	return channelID, start, run, nil
 }

@@ -303,3 +303,22 @@ func waitOpen(rec *Recorder, id int64) (model.Segment, bool) {
 	}
 	return model.Segment{}, false
 }
+
+// FuzzParseSegmentKey: keys arrive in playback URLs. Whatever the input,
+// parsing does not panic, and a key it accepts is the one SegmentKey
+// writes (so it names a file inside the recordings folder).
+func FuzzParseSegmentKey(f *testing.F) {
+	f.Add("12/2026-11-29/20261129T101500.000Z-1764411300000.mp4")
+	f.Add("../../etc/passwd")
+	f.Add("1/2026-11-29/20261129T235959.999Z-0.mp4")
+	f.Add("12/2026-11-29/20261129T101500.000Z-1.mp4/../x")
+	f.Fuzz(func(t *testing.T, key string) {
+		id, start, run, err := ParseSegmentKey(key)
+		if err != nil {
+			return
+		}
+		if got := SegmentKey(id, start, run); got != key {
+			t.Fatalf("ParseSegmentKey(%q) accepted a key that SegmentKey writes as %q", key, got)
+		}
+	})
+}

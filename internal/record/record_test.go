@@ -322,3 +322,32 @@ func FuzzParseSegmentKey(f *testing.F) {
 		}
 	})
 }
+
+func TestRunEndsWhenMediaTimeDrifts(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)}
+	f := newFeed(t, 0)
+	rn, err := newRun(1, f.tracks, t.TempDir(), 2*time.Second, time.Second, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The wall clock runs 50 % faster than the camera's timestamps.
+	for i := range 15 * 20 {
+		for _, u := range f.next() {
+			err := rn.write(u)
+			var drift *driftError
+			if errors.As(err, &drift) {
+				media := time.Duration(i) * time.Second / 15
+				if media < 4*time.Second || drift.d < maxDrift {
+					t.Fatalf("drift of %v reported after %v of media", drift.d, media)
+				}
+				rn.close()
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Add(time.Second / 10)
+	}
+	t.Fatal("20 s of media with a 50 % faster wall clock did not end the run")
+}

@@ -371,7 +371,24 @@ func (r *Recorder) recordRun(ctx context.Context, id int64, log *slog.Logger) er
 			if !ok {
 				return r.endRun(id, rn, rd, rd.Err())
 			}
-			if werr = rn.write(u); werr != nil {
+			werr = rn.write(u)
+			var drift *driftError
+			if errors.As(werr, &drift) {
+				// Same stream, a new run from this keyframe.
+				log.Info("recording: new run", "reason", werr.Error())
+				if err := rn.close(); err != nil {
+					return r.endRun(id, rn, rd, err)
+				}
+				next, err := newRun(id, stream.Tracks(), r.cfg.Dir, r.cfg.SegmentDuration, r.cfg.PartDuration, r.cfg.Now)
+				if err != nil {
+					return r.endRun(id, rn, rd, err)
+				}
+				next.onPart, next.onSegment = rn.onPart, rn.onSegment
+				rn = next
+				r.metrics.runs.Inc()
+				werr = rn.write(u)
+			}
+			if werr != nil {
 				r.metrics.writeErrors.Inc()
 				log.Error("recording: cannot write; the run ends and restarts when it can", "err", werr)
 				return r.endRun(id, rn, rd, werr)

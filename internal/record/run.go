@@ -105,6 +105,15 @@ func (r *run) write(u *media.Unit) error {
 	}
 	pts := rescale(u.PTS-t.base, t.clock, t.timescale)
 	if t == r.video {
+		if u.Key && r.file != nil && media.Duration(pts-int64(r.segBase), videoTimescale) >= r.segDur {
+			// A segment ends here. If the camera's clock and the wall
+			// clock have drifted apart, or timestamps jumped, end the run
+			// instead: the next one starts at this keyframe, on time.
+			want := captureTime(u.NTP, r.now())
+			if d := want.Sub(r.start.Add(media.Duration(pts, videoTimescale))); d > maxDrift || d < -maxDrift {
+				return &driftError{d}
+			}
+		}
 		return r.pushVideo(pts, t.videoPayload(u), u.Key)
 	}
 	t.audioSamples(u, pts, func(pts int64, payload []byte) {
@@ -325,6 +334,18 @@ func (r *run) closeSegment() error {
 		return &storageError{fmt.Errorf("record: close %s: %w", seg.Key, err)}
 	}
 	return nil
+}
+
+// maxDrift is how far the media time of a run may drift from the wall
+// clock before the run is ended at a segment boundary and a new one
+// starts on time (a camera clock 0.01 % off drifts 8.6 s a day).
+const maxDrift = 2 * time.Second
+
+// driftError ends a run whose media time drifted from the wall clock.
+type driftError struct{ d time.Duration }
+
+func (e *driftError) Error() string {
+	return fmt.Sprintf("record: media time drifted %v from the wall clock; starting a new run", e.d.Round(time.Millisecond))
 }
 
 // maxSegment is the longest segment the recorder writes, within the

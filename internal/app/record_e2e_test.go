@@ -299,29 +299,47 @@ func TestRecordAndPlayBack(t *testing.T) {
 
 func TestRecordToS3ThroughAnOutage(t *testing.T) {
 	srv := s3test.Start(t)
+	// S3 is down when the platform starts: it starts all the same, and
+	// records to the disk.
+	srv.Stop()
 	p, id := recordingPlatform(t, 4*time.Second, func(c *config.Config) {
 		s := srv.Config("xueliang-rec")
 		c.Record.Store = "s3"
 		c.Record.S3 = config.S3{Endpoint: s.Endpoint, Region: s.Region, Bucket: s.Bucket, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
 	})
 	t0 := time.Now()
-	time.Sleep(6 * time.Second)
+	var sto struct {
+		DiskSegments  int64  `json:"disk_segments"`
+		S3Segments    int64  `json:"s3_segments"`
+		UploadBacklog int64  `json:"upload_backlog"`
+		S3Error       string `json:"s3_error"`
+	}
+	time.Sleep(5 * time.Second)
+	p.call("GET", "/api/v1/storage", nil, &sto)
+	if sto.S3Error == "" || sto.UploadBacklog == 0 {
+		t.Errorf("S3 down at start: %+v, want an s3_error and a backlog", sto)
+	}
+	srv.Restart() // connects within its 10 s retry
+	deadline := time.Now().Add(30 * time.Second)
+	for sto.S3Segments == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing uploaded after S3 came up: %+v", sto)
+		}
+		time.Sleep(200 * time.Millisecond)
+		p.call("GET", "/api/v1/storage", nil, &sto)
+	}
+	// Then an outage of 20 s mid-recording.
 	srv.Stop()
 	time.Sleep(20 * time.Second) // S3 is down: segments wait on the disk
-	var sto struct {
-		DiskSegments  int64 `json:"disk_segments"`
-		S3Segments    int64 `json:"s3_segments"`
-		UploadBacklog int64 `json:"upload_backlog"`
-	}
 	p.call("GET", "/api/v1/storage", nil, &sto)
 	if sto.UploadBacklog < 3 {
 		t.Errorf("during the outage: %+v, want a backlog of segments on the disk", sto)
 	}
 	srv.Restart()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		p.call("GET", "/api/v1/storage", nil, &sto)
-		if sto.DiskSegments == 0 && sto.S3Segments >= 6 {
+		if sto.DiskSegments == 0 && sto.S3Segments >= 8 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -331,7 +349,7 @@ func TestRecordToS3ThroughAnOutage(t *testing.T) {
 	}
 	// Nothing was lost: one continuous recording, played back from S3.
 	tl := p.timeline(id, t0.Add(-time.Minute), time.Now())
-	if len(tl.Recorded) != 1 || tl.Seconds < 24 {
+	if len(tl.Recorded) != 1 || tl.Seconds < time.Since(t0).Seconds()-3 {
 		t.Fatalf("timeline after the outage: %+v", tl)
 	}
 	start := tl.Recorded[0].Start

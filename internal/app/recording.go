@@ -85,16 +85,31 @@ func (a *App) startRecording(ctx, runCtx context.Context) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	cat := &record.Catalog{Index: a.store, Rec: rec, Disk: disk}
+	ret := &record.Retention{
+		Index:      a.store,
+		Catalog:    cat,
+		DefaultAge: a.cfg.Record.Retention.D(),
+		MinFree:    uint64(a.cfg.Record.MinFreeMB) << 20,
+		MaxBytes:   int64(a.cfg.Record.MaxMB) << 20,
+		Log:        a.log.With("component", "retention"),
+	}
 	if a.cfg.Record.Store == "s3" {
 		c := a.cfg.Record.S3
-		s3, err := blob.NewS3(ctx, blob.S3Config{Endpoint: c.Endpoint, Secure: c.Secure, Region: c.Region, Bucket: c.Bucket,
-			Prefix: c.Prefix, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
+		// S3 may be down when the platform starts: recording goes on to
+		// the disk and the store connects when it can. Only settings that
+		// cannot work stop the start.
+		s3, err := blob.NewLazyS3(runCtx, blob.S3Config{Endpoint: c.Endpoint, Secure: c.Secure, Region: c.Region, Bucket: c.Bucket,
+			Prefix: c.Prefix, AccessKey: c.AccessKey, SecretKey: c.SecretKey}, 10*time.Second, a.log.With("component", "s3"))
 		if err != nil {
-			// S3 may be down when the platform starts: recording goes on
-			// to the disk, but a wrong setting should stop the start.
 			return fmt.Errorf("app: record.s3: %w", err)
 		}
 		cat.S3 = s3
+		ret.S3Err = s3.Err
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			s3.Wait() // the connecting goroutine ends with runCtx at the latest
+		}()
 		up := record.NewUploader(a.store, disk, s3, a.log.With("component", "upload"))
 		if err := a.reg.Register(up); err != nil {
 			return fmt.Errorf("app: %w", err)
@@ -105,14 +120,6 @@ func (a *App) startRecording(ctx, runCtx context.Context) error {
 			defer a.wg.Done()
 			up.Run(runCtx)
 		}()
-	}
-	ret := &record.Retention{
-		Index:      a.store,
-		Catalog:    cat,
-		DefaultAge: a.cfg.Record.Retention.D(),
-		MinFree:    uint64(a.cfg.Record.MinFreeMB) << 20,
-		MaxBytes:   int64(a.cfg.Record.MaxMB) << 20,
-		Log:        a.log.With("component", "retention"),
 	}
 	a.rec = &recordings{store: a.store, rec: rec, cat: cat, ret: ret}
 	a.exp, err = record.NewExporter(a.store, cat, filepath.Join(a.cfg.DataDir, "exports"), a.stitch, a.log.With("component", "export"))

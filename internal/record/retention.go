@@ -45,6 +45,9 @@ type Retention struct {
 	MaxBytes   int64  // bytes of segments on the disk; 0 disables the quota
 	Log        *slog.Logger
 	Now        func() time.Time
+	// S3Err, if set, tells why the S3 store is not connected (nil when
+	// it is), for Storage.
+	S3Err func() error
 	// FreeSpace returns the free and total bytes of the file system of a
 	// folder; nil means the operating system's answer.
 	FreeSpace func(dir string) (free, total uint64, err error)
@@ -306,7 +309,9 @@ type Storage struct {
 	UploadBacklog int64  `json:"upload_backlog"`
 	Recording     int    `json:"recording_channels"`
 	Warning       string `json:"warning,omitempty"`
-	Retention     Report `json:"last_retention"`
+	// S3Error says why S3 is not connected (segments wait on the disk).
+	S3Error   string `json:"s3_error,omitempty"`
+	Retention Report `json:"last_retention"`
 }
 
 // Storage reports the state of recording storage.
@@ -324,6 +329,11 @@ func (r *Retention) Storage(ctx context.Context) (Storage, error) {
 	}
 	if r.Catalog.S3 != nil {
 		st.Store, st.UploadBacklog = "s3", st.DiskSegments
+	}
+	if r.S3Err != nil {
+		if err := r.S3Err(); err != nil {
+			st.S3Error = err.Error()
+		}
 	}
 	if r.Catalog.Rec != nil {
 		st.Recording = r.Catalog.Rec.Recording()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"net/http"
@@ -77,11 +78,20 @@ func playbackRange(w http.ResponseWriter, r *http.Request, c token.Claims) (time
 }
 
 // plan builds the playback plan of a channel's range, or answers why not.
+// The ETag names the bytes the plan reads: it changes when the range
+// reaches into the segment being written and that segment grows, so that
+// a player's If-Range request gets the whole new file, not a range of a
+// layout that moved.
 func (a *App) plan(w http.ResponseWriter, r *http.Request, id int64, from, to time.Time) (*playback.Plan, bool) {
 	segs, err := a.rec.cat.Segments(r.Context(), id, from, to)
 	if err == nil {
 		var p *playback.Plan
 		if p, err = playback.NewPlan(r.Context(), segs, a.rec.cat.Open, from, to); err == nil {
+			h := fnv.New64a()
+			for _, g := range segs {
+				fmt.Fprintf(h, "%s:%d;", g.Key, g.Bytes)
+			}
+			w.Header().Set("ETag", fmt.Sprintf(`"%x"`, h.Sum64()))
 			return p, true
 		}
 	}

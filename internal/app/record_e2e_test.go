@@ -158,7 +158,7 @@ func checkPlayback(t *testing.T, p *platform, id int64, from, to time.Time) {
 	// The MP4 answers Range requests, so that <video> can seek in it.
 	req, _ := http.NewRequest("GET", u.MP4, nil)
 	req.Header.Set("Range", "bytes=1000-1999")
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusPartialContent || res.ContentLength != 1000 {
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusPartialContent || res.ContentLength != 1000 || res.Header.Get("ETag") == "" {
 		t.Errorf("MP4 byte range: %v %v", res, err)
 	} else {
 		res.Body.Close()

@@ -156,6 +156,15 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("sipserver: listen udp %s: %w (is another SIP server using the port?)", addr, err)
 	}
+	// A registration storm (thousands of devices after a power cut)
+	// overflows the default receive buffer and every lost REGISTER waits
+	// for the device's retry: ask for 4 MB (the kernel caps it at
+	// net.core.rmem_max).
+	if uc, ok := udp.(*net.UDPConn); ok {
+		if err := uc.SetReadBuffer(udpReadBuffer); err != nil {
+			s.log.Warn("SIP: cannot enlarge the UDP receive buffer", "err", err)
+		}
+	}
 	tcpAddr := addr
 	if host, port, _ := net.SplitHostPort(addr); port == "0" {
 		tcpAddr = net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
@@ -282,6 +291,9 @@ func verify(c *digest.Credentials, method, password string) bool {
 	}
 	return hmac.Equal([]byte(strings.ToLower(c.Response)), []byte(want))
 }
+
+// udpReadBuffer is the receive buffer asked for the SIP UDP socket.
+const udpReadBuffer = 4 << 20
 
 // DateLayout is the Date header of GB/T 28181 (local time, milliseconds):
 // devices set their clocks from the 200 OK of REGISTER.

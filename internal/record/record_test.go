@@ -47,10 +47,10 @@ func (f *feed) next() []*media.Unit {
 	out := []*media.Unit{{Track: 0, PTS: pts, Key: au.IDR, Payload: au.NALUs}}
 	// 1/15 s is 533.3 samples at 8 kHz: send the 20 ms packets that start
 	// in this frame's interval.
-	a0 := rescale(pts-f.base, 90000, 8000)
-	a1 := rescale(pts-f.base+6000, 90000, 8000)
+	a0 := media.Rescale(pts-f.base, 90000, 8000)
+	a1 := media.Rescale(pts-f.base+6000, 90000, 8000)
 	for s := (a0 + 159) / 160 * 160; s < a1; s += 160 {
-		out = append(out, &media.Unit{Track: 1, PTS: rescale(f.base, 90000, 8000) + s, Payload: [][]byte{make([]byte, 160)}})
+		out = append(out, &media.Unit{Track: 1, PTS: media.Rescale(f.base, 90000, 8000) + s, Payload: [][]byte{make([]byte, 160)}})
 	}
 	f.frame++
 	return out

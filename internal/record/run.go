@@ -98,12 +98,12 @@ func (r *run) write(u *media.Unit) error {
 		r.id = r.start.UnixMilli()
 		for _, o := range []*track{r.video, r.audio} {
 			if o != nil {
-				o.base = rescale(u.PTS, t.clock, o.clock)
+				o.base = media.Rescale(u.PTS, t.clock, o.clock)
 			}
 		}
-		return r.pushVideo(rescale(u.PTS-t.base, t.clock, videoTimescale), payload, true)
+		return r.pushVideo(media.Rescale(u.PTS-t.base, t.clock, videoTimescale), payload, true)
 	}
-	pts := rescale(u.PTS-t.base, t.clock, t.timescale)
+	pts := media.Rescale(u.PTS-t.base, t.clock, t.timescale)
 	if t == r.video {
 		if u.Key && r.file != nil && media.Duration(pts-int64(r.segBase), videoTimescale) >= r.segDur {
 			// A segment ends here. If the camera's clock and the wall
@@ -132,16 +132,7 @@ func (t *track) hold(pts int64, s fmp4.Sample) (prev fmp4.Sample, ok bool) {
 	if !had {
 		return prev, false
 	}
-	d := pts - prevPTS
-	if d <= 0 || d > int64(10*t.timescale) {
-		// A timestamp jump (or frames dropped by a slow disk): keep the
-		// previous pace so that decode time stays continuous.
-		d = int64(t.lastDur)
-		if d == 0 {
-			d = int64(t.timescale / 25)
-		}
-	}
-	prev.Duration = uint32(d)
+	prev.Duration = media.SampleDuration(prevPTS, pts, t.lastDur, t.timescale)
 	t.lastDur = prev.Duration
 	return prev, true
 }
@@ -274,7 +265,7 @@ func (r *run) flush() error {
 	// for the next part, so that both tracks of a segment end together.
 	var audioN int
 	if a := r.audio; a != nil && len(a.samples) > 0 {
-		end := uint64(rescale(int64(r.video.decode), videoTimescale, a.timescale))
+		end := uint64(media.Rescale(int64(r.video.decode), videoTimescale, a.timescale))
 		at := a.partBase
 		for audioN < len(a.samples) && at+uint64(a.samples[audioN].Duration) <= end {
 			at += uint64(a.samples[audioN].Duration)

@@ -10,8 +10,6 @@ import (
 	"github.com/bluenviron/gohlslib/v2/pkg/codecparams"
 	hcodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/g711"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
@@ -127,95 +125,53 @@ func (t *track) ready() bool {
 	return t.sps != nil && t.pps != nil
 }
 
-// paramKind tells which parameter set a NAL unit is: 'v', 's', 'p' or 0;
-// aud reports an access unit delimiter, which MP4 samples leave out.
-func (t *track) paramKind(nalu []byte) (kind byte, aud bool) {
-	if t.codec == media.CodecH264 {
-		switch h264.NALUType(nalu[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			return 's', false
-		case h264.NALUTypePPS:
-			return 'p', false
-		case h264.NALUTypeAccessUnitDelimiter:
-			return 0, true
-		}
-		return 0, false
-	}
-	switch h265.NALUType(nalu[0]>>1) & 0x3f {
-	case h265.NALUType_VPS_NUT:
-		return 'v', false
-	case h265.NALUType_SPS_NUT:
-		return 's', false
-	case h265.NALUType_PPS_NUT:
-		return 'p', false
-	case h265.NALUType_AUD_NUT:
-		return 0, true
-	}
-	return 0, false
-}
-
 // videoPayload returns the AVCC payload of a video unit. Keyframes always
 // carry the parameter sets in-band, so that every fragment that starts on
 // one decodes alone and a change of resolution mid-run is still playable.
 func (t *track) videoPayload(u *media.Unit) []byte {
 	var params [3][]byte // vps, sps, pps found in the unit
-	size := 0
 	for _, n := range u.Payload {
-		if len(n) == 0 {
-			continue
-		}
-		kind, aud := t.paramKind(n)
-		switch {
-		case aud:
-			continue
-		case kind == 'v':
+		switch media.KindOf(t.codec, n) {
+		case media.NALUVPS:
 			params[0], t.vps = n, n
-		case kind == 's':
+		case media.NALUSPS:
 			params[1], t.sps = n, n
-		case kind == 'p':
+		case media.NALUPPS:
 			params[2], t.pps = n, n
 		}
-		size += 4 + len(n)
 	}
 	var prepend [][]byte
-	if u.Key {
-		if params[1] == nil || params[2] == nil || (t.codec == media.CodecH265 && params[0] == nil) {
-			prepend = [][]byte{t.sps, t.pps}
-			if t.codec == media.CodecH265 {
-				prepend = [][]byte{t.vps, t.sps, t.pps}
-			}
-			size = 0
-			for _, n := range u.Payload {
-				if len(n) == 0 {
-					continue
-				}
-				if kind, aud := t.paramKind(n); aud || kind != 0 {
-					continue
-				}
-				size += 4 + len(n)
-			}
-			for _, n := range prepend {
-				size += 4 + len(n)
-			}
+	if u.Key && (params[1] == nil || params[2] == nil || (t.codec == media.CodecH265 && params[0] == nil)) {
+		prepend = [][]byte{t.sps, t.pps}
+		if t.codec == media.CodecH265 {
+			prepend = [][]byte{t.vps, t.sps, t.pps}
+		}
+	}
+	// Left out: empty NAL units, delimiters, and in-band parameter sets
+	// when the parameter sets are put first.
+	keep := func(n []byte) bool {
+		k := media.KindOf(t.codec, n)
+		return len(n) > 0 && k != media.NALUAUD && (prepend == nil || k == media.NALUOther)
+	}
+	size := 0
+	for _, n := range prepend {
+		size += 4 + len(n)
+	}
+	for _, n := range u.Payload {
+		if keep(n) {
+			size += 4 + len(n)
 		}
 	}
 	out := t.buffer(size)
-	put := func(n []byte) {
+	for _, n := range prepend {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(n)))
 		out = append(out, n...)
 	}
-	for _, n := range prepend {
-		put(n)
-	}
 	for _, n := range u.Payload {
-		if len(n) == 0 {
-			continue
+		if keep(n) {
+			out = binary.BigEndian.AppendUint32(out, uint32(len(n)))
+			out = append(out, n...)
 		}
-		kind, aud := t.paramKind(n)
-		if aud || (prepend != nil && kind != 0) {
-			continue
-		}
-		put(n)
 	}
 	return out
 }
@@ -290,13 +246,4 @@ func initSegment(video, audio *track) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("record: init segment: %w", err)
 	}
 	return buf.Bytes(), strings.Join(codecs, ","), nil
-}
-
-// rescale converts v ticks of a from-Hz clock into a to-Hz clock.
-func rescale(v int64, from, to int) int64 {
-	if from == to || from <= 0 {
-		return v
-	}
-	f, t := int64(from), int64(to)
-	return v/f*t + v%f*t/f
 }

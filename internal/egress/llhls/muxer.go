@@ -349,7 +349,7 @@ func (f *fragmenter) write(u *media.Unit, now func() time.Time) {
 		f.based = true
 		for _, o := range []*outTrack{f.lead, f.other} {
 			if o != nil {
-				o.base = rescale(u.PTS, t.track.ClockRate, o.track.ClockRate)
+				o.base = media.Rescale(u.PTS, t.track.ClockRate, o.track.ClockRate)
 			}
 		}
 	}
@@ -357,7 +357,7 @@ func (f *fragmenter) write(u *media.Unit, now func() time.Time) {
 	if ntp.IsZero() {
 		ntp = now()
 	}
-	pts := rescale(u.PTS-t.base, t.track.ClockRate, t.timescale)
+	pts := media.Rescale(u.PTS-t.base, t.track.ClockRate, t.timescale)
 	switch t.codec {
 	case media.CodecH264, media.CodecH265:
 		smp := t.videoSample(u)
@@ -395,16 +395,7 @@ func (f *fragmenter) push(t *outTrack, smp sample, ntp time.Time) {
 		t.pendingNTP = ntp
 		return
 	}
-	d := smp.pts - prev.pts
-	if d <= 0 || d > int64(10*t.timescale) {
-		// A timestamp jump: keep the previous pace so that decode time
-		// stays continuous.
-		d = int64(t.lastDur)
-		if d == 0 {
-			d = int64(t.timescale / 30)
-		}
-	}
-	prev.dur = uint32(d)
+	prev.dur = media.SampleDuration(prev.pts, smp.pts, t.lastDur, t.timescale)
 	t.lastDur = prev.dur
 	prevNTP := t.pendingNTP
 	t.pendingNTP = ntp

@@ -112,47 +112,6 @@ func (t *outTrack) ready() bool {
 	return true
 }
 
-// nalType returns the NAL unit type of a non-empty NAL unit.
-func (t *outTrack) nalType(nalu []byte) int {
-	if t.codec == media.CodecH264 {
-		return int(nalu[0] & 0x1f)
-	}
-	return int(nalu[0]>>1) & 0x3f
-}
-
-// paramKind tells which parameter set a NAL unit is: 'v', 's', 'p' or 0.
-func (t *outTrack) paramKind(nalu []byte) byte {
-	typ := t.nalType(nalu)
-	if t.codec == media.CodecH264 {
-		switch h264.NALUType(typ) {
-		case h264.NALUTypeSPS:
-			return 's'
-		case h264.NALUTypePPS:
-			return 'p'
-		}
-		return 0
-	}
-	switch h265.NALUType(typ) {
-	case h265.NALUType_VPS_NUT:
-		return 'v'
-	case h265.NALUType_SPS_NUT:
-		return 's'
-	case h265.NALUType_PPS_NUT:
-		return 'p'
-	}
-	return 0
-}
-
-// isAUD reports whether nalu is an access unit delimiter, which fMP4
-// samples do not carry (ISO/IEC 14496-15 §5.3.2).
-func (t *outTrack) isAUD(nalu []byte) bool {
-	typ := t.nalType(nalu)
-	if t.codec == media.CodecH264 {
-		return h264.NALUType(typ) == h264.NALUTypeAccessUnitDelimiter
-	}
-	return h265.NALUType(typ) == h265.NALUType_AUD_NUT
-}
-
 // learn records the parameter sets found among the NAL units of a keyframe
 // and reports which of them the access unit carries.
 func (t *outTrack) learn(au [][]byte) (vps, sps, pps bool) {
@@ -160,12 +119,12 @@ func (t *outTrack) learn(au [][]byte) (vps, sps, pps bool) {
 		if len(nalu) == 0 {
 			continue
 		}
-		switch t.paramKind(nalu) {
-		case 'v':
+		switch media.KindOf(t.codec, nalu) {
+		case media.NALUVPS:
 			t.vps, vps = nalu, true
-		case 's':
+		case media.NALUSPS:
 			t.sps, sps = nalu, true
-		case 'p':
+		case media.NALUPPS:
 			t.pps, pps = nalu, true
 		}
 	}
@@ -188,9 +147,15 @@ func (t *outTrack) videoSample(u *media.Unit) sample {
 			}
 		}
 	}
+	// Left out: empty NAL units, delimiters, and in-band parameter sets
+	// when the parameter sets are put first.
+	drop := func(nalu []byte) bool {
+		k := media.KindOf(t.codec, nalu)
+		return len(nalu) == 0 || k == media.NALUAUD || (params != nil && k != media.NALUOther)
+	}
 	clean := true
 	for _, nalu := range au {
-		if len(nalu) == 0 || t.isAUD(nalu) || (params != nil && t.paramKind(nalu) != 0) {
+		if drop(nalu) {
 			clean = false
 			break
 		}
@@ -199,10 +164,9 @@ func (t *outTrack) videoSample(u *media.Unit) sample {
 		out := make([][]byte, 0, len(au)+len(params))
 		out = append(out, params...)
 		for _, nalu := range au {
-			if len(nalu) == 0 || t.isAUD(nalu) || (params != nil && t.paramKind(nalu) != 0) {
-				continue
+			if !drop(nalu) {
+				out = append(out, nalu)
 			}
-			out = append(out, nalu)
 		}
 		au = out
 	}
@@ -297,14 +261,4 @@ func describe(video, audio *outTrack) (variantInfo, error) {
 		vi.codecs += c
 	}
 	return vi, nil
-}
-
-// rescale converts v ticks of a from-Hz clock into a to-Hz clock without
-// overflowing for any timestamp of a stream that lasts less than centuries.
-func rescale(v int64, from, to int) int64 {
-	if from == to || from <= 0 {
-		return v
-	}
-	f, t := int64(from), int64(to)
-	return v/f*t + v%f*t/f
 }

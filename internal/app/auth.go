@@ -24,24 +24,31 @@ func mediaToken(r *http.Request) string {
 }
 
 // errNoToken and errBadToken are mapped to each egress package's sentinels.
-var errNoToken = errors.New("no media token: ask POST /api/v1/channels/{id}/live for a signed URL")
+var errNoToken = errors.New("no media token: ask the API (POST /api/v1/channels/{id}/live, /playback or /exports) for a signed URL")
 
-// verifyLive checks the live token of r for channel id. It is the seam where
-// users and jurisdictions plug in: the token already names its user.
+// verifyToken checks the media token of r for scope and id (a channel, or
+// an export). It is the seam where users and jurisdictions plug in: the
+// token already names its user.
 //
 // unauthenticated is true when the caller must get a (new) token: none was
 // sent, or it is malformed, forged or expired (401). A valid token for
 // another channel or purpose is a refusal (403).
-func (a *App) verifyLive(r *http.Request, id int64) (unauthenticated bool, err error) {
+func (a *App) verifyToken(r *http.Request, scope token.Scope, id int64) (c token.Claims, unauthenticated bool, err error) {
 	tok := mediaToken(r)
 	if tok == "" {
-		return true, errNoToken
+		return c, true, errNoToken
 	}
-	if _, err := a.signer.VerifyFor(tok, token.ScopeLive, id, time.Now()); err != nil {
+	if c, err = a.signer.VerifyFor(tok, scope, id, time.Now()); err != nil {
 		forbidden := errors.Is(err, token.ErrWrongChannel) || errors.Is(err, token.ErrWrongScope)
-		return !forbidden, fmt.Errorf("media token refused: %w", err)
+		return c, !forbidden, fmt.Errorf("media token refused: %w", err)
 	}
-	return false, nil
+	return c, false, nil
+}
+
+// verifyLive checks the live token of r for channel id.
+func (a *App) verifyLive(r *http.Request, id int64) (unauthenticated bool, err error) {
+	_, unauthenticated, err = a.verifyToken(r, token.ScopeLive, id)
+	return unauthenticated, err
 }
 
 // authorizeLive returns the Authorize function of an egress server: it

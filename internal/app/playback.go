@@ -18,6 +18,7 @@ import (
 	"github.com/xueliang/xueliang/internal/model"
 	"github.com/xueliang/xueliang/internal/playback"
 	"github.com/xueliang/xueliang/internal/record"
+	"github.com/xueliang/xueliang/internal/store"
 	"github.com/xueliang/xueliang/internal/token"
 )
 
@@ -39,18 +40,13 @@ func (a *App) verifyMedia(w http.ResponseWriter, r *http.Request, scope token.Sc
 		mediaError(w, http.StatusNotFound, "no such channel or export")
 		return token.Claims{}, 0, false
 	}
-	tok := mediaToken(r)
-	if tok == "" {
-		mediaError(w, http.StatusUnauthorized, "no media token: ask the API for a signed URL")
-		return token.Claims{}, 0, false
-	}
-	c, err := a.signer.VerifyFor(tok, scope, id, time.Now())
+	c, unauthenticated, err := a.verifyToken(r, scope, id)
 	if err != nil {
-		status := http.StatusUnauthorized
-		if errors.Is(err, token.ErrWrongChannel) || errors.Is(err, token.ErrWrongScope) {
-			status = http.StatusForbidden
+		status := http.StatusForbidden
+		if unauthenticated {
+			status = http.StatusUnauthorized
 		}
-		mediaError(w, status, "media token refused: "+err.Error()+" (ask the API for a new URL)")
+		mediaError(w, status, err.Error()+" (ask the API for a new URL)")
 		return c, 0, false
 	}
 	return c, id, true
@@ -110,17 +106,24 @@ func (a *App) plan(w http.ResponseWriter, r *http.Request, id int64, from, to ti
 	return nil, false
 }
 
-// servePlaylist serves the HLS VOD playlist of a range.
-func (a *App) servePlaylist(w http.ResponseWriter, r *http.Request) {
+// playbackRequest checks the token and range of a playback request and
+// plans the range; on failure it has answered.
+func (a *App) playbackRequest(w http.ResponseWriter, r *http.Request) (p *playback.Plan, id int64, from time.Time, ok bool) {
 	c, id, ok := a.verifyMedia(w, r, token.ScopePlayback)
 	if !ok {
-		return
+		return nil, 0, from, false
 	}
 	from, to, ok := playbackRange(w, r, c)
 	if !ok {
-		return
+		return nil, 0, from, false
 	}
-	p, ok := a.plan(w, r, id, from, to)
+	p, ok = a.plan(w, r, id, from, to)
+	return p, id, from, ok
+}
+
+// servePlaylist serves the HLS VOD playlist of a range.
+func (a *App) servePlaylist(w http.ResponseWriter, r *http.Request) {
+	p, id, _, ok := a.playbackRequest(w, r)
 	if !ok {
 		return
 	}
@@ -147,8 +150,9 @@ func (a *App) serveSegment(w http.ResponseWriter, r *http.Request) {
 		mediaError(w, http.StatusNotFound, "no such segment")
 		return
 	}
-	// The segment must overlap the range the token grants.
-	if start.UnixMilli() >= c.To || start.UnixMilli() < c.From-int64(record.MaxRange/time.Millisecond) {
+	// The segment must overlap the range the token grants (its end is
+	// checked below, against the index).
+	if start.UnixMilli() >= c.To || start.UnixMilli() < c.From-store.MaxSegmentDuration.Milliseconds() {
 		mediaError(w, http.StatusForbidden, "this URL does not grant that segment")
 		return
 	}
@@ -191,15 +195,7 @@ func (a *App) serveSegment(w http.ResponseWriter, r *http.Request) {
 
 // serveMP4 streams one MP4 of a range.
 func (a *App) serveMP4(w http.ResponseWriter, r *http.Request) {
-	c, id, ok := a.verifyMedia(w, r, token.ScopePlayback)
-	if !ok {
-		return
-	}
-	from, to, ok := playbackRange(w, r, c)
-	if !ok {
-		return
-	}
-	p, ok := a.plan(w, r, id, from, to)
+	p, id, from, ok := a.playbackRequest(w, r)
 	if !ok {
 		return
 	}

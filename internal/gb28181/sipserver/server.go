@@ -299,13 +299,22 @@ const udpReadBuffer = 4 << 20
 // devices set their clocks from the 200 OK of REGISTER.
 const DateLayout = "2006-01-02T15:04:05.000"
 
-func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+// deviceID returns the device ID of a request (the user of its From), or
+// answers 400.
+func deviceID(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 	from := req.From()
 	if from == nil || from.Address.User == "" {
 		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request: no From user (the device ID)", nil))
+		return "", false
+	}
+	return from.Address.User, true
+}
+
+func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	id, ok := deviceID(req, tx)
+	if !ok {
 		return
 	}
-	id := from.Address.User
 	log := s.log.With("device", id, "addr", req.Source())
 	h := req.GetHeader("Authorization")
 	if h == nil {
@@ -405,12 +414,10 @@ func (s *Server) emit(ev Event) {
 }
 
 func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	from := req.From()
-	if from == nil || from.Address.User == "" {
-		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request: no From user (the device ID)", nil))
+	id, ok := deviceID(req, tx)
+	if !ok {
 		return
 	}
-	id := from.Address.User
 	m, err := manscdp.Parse(req.Body())
 	if err != nil {
 		s.log.Warn("MESSAGE with a body that is not MANSCDP", "device", id, "addr", req.Source(), "err", err)

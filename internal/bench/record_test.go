@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -13,9 +12,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/xueliang/xueliang/internal/model"
-	"github.com/xueliang/xueliang/internal/store"
 )
 
 // TestRecordBenchmark measures the cost of recording N 2 Mbit/s cameras to
@@ -107,41 +103,15 @@ func (b *bench) runRecorder(n int) writeResult {
 	simAddr, stopSim := b.startSim(n)
 	defer stopSim()
 	data := b.t.TempDir()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(data, "xueliang.db")})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if err := st.UpsertDivisions(ctx, []model.Division{{Code: "441800", Name: "清远市", Level: model.DivisionLevelCity}}); err != nil {
-		b.t.Fatal(err)
-	}
-	for i := 1; i <= n; i++ {
-		ch := &model.Channel{
-			Code: fmt.Sprintf("44180000001320%06d", i), Name: fmt.Sprintf("bench %d", i), DivisionCode: "441800",
-			SourceURL: fmt.Sprintf("rtsp://%s/cam/%d", simAddr, i), Transport: "tcp",
-		}
-		if err := st.CreateChannel(ctx, ch); err != nil {
-			b.t.Fatal(err)
-		}
-		if err := st.PutRecordPlan(ctx, &model.RecordPlan{ChannelID: ch.ID, Mode: model.RecordContinuous}); err != nil {
-			b.t.Fatal(err)
-		}
-	}
-	st.Close()
-	port := freePort(b.t)
-	cmd, stop := b.start([]string{"XUELIANG_STREAMS_PROBE_INTERVAL=0s", "XUELIANG_LOG_LEVEL=warn",
-		"XUELIANG_LIVE_WEBRTC_UDP_ADDR=127.0.0.1:0", "XUELIANG_RECORD_MIN_FREE_MB=0", "XUELIANG_HTTP_PPROF=true"},
-		b.bin, "serve", "--data", data, "--http", fmt.Sprintf("127.0.0.1:%d", port))
+	base, pid, stop := b.startPlatformIn(data, simAddr, n, true, "XUELIANG_RECORD_MIN_FREE_MB=0")
 	defer stop()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitTCP(b.t, fmt.Sprintf("127.0.0.1:%d", port))
 	if profile := os.Getenv("XUELIANG_BENCH_PROFILE"); profile != "" && n == slices.Max(benchNs(b.t)) {
 		go func() {
 			time.Sleep(b.warmup + b.window/4)
 			save(b.t, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(b.window.Seconds()/2)), profile)
 		}()
 	}
-	cpu, rss, mbps := b.measureWrites(func() []int { return []int{cmd.Process.Pid} }, n, filepath.Join(data, "recordings"))
+	cpu, rss, mbps := b.measureWrites(func() []int { return []int{pid} }, n, filepath.Join(data, "recordings"))
 	recording := 0
 	if res, err := http.Get(base + "/api/v1/storage"); err == nil {
 		var sto struct {

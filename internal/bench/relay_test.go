@@ -249,7 +249,12 @@ func (b *bench) measure(pids func() []int, n int) (cpu float64, rss int64) {
 
 // startPlatform runs xueliang serve with channels for n simulator cameras.
 func (b *bench) startPlatform(simAddr string, n int, env ...string) (base string, pid int, stop func()) {
-	data := b.t.TempDir()
+	return b.startPlatformIn(b.t.TempDir(), simAddr, n, false, env...)
+}
+
+// startPlatformIn is startPlatform with the data folder given and, with
+// record, a continuous recording plan on every channel.
+func (b *bench) startPlatformIn(data, simAddr string, n int, record bool, env ...string) (base string, pid int, stop func()) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DSN: filepath.Join(data, "xueliang.db")})
 	if err != nil {
@@ -265,6 +270,11 @@ func (b *bench) startPlatform(simAddr string, n int, env ...string) (base string
 		}
 		if err := st.CreateChannel(ctx, ch); err != nil {
 			b.t.Fatal(err)
+		}
+		if record {
+			if err := st.PutRecordPlan(ctx, &model.RecordPlan{ChannelID: ch.ID, Mode: model.RecordContinuous}); err != nil {
+				b.t.Fatal(err)
+			}
 		}
 	}
 	st.Close()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +37,6 @@ type Uploader struct {
 
 	kick     chan struct{}
 	skip     map[int64]bool // rows whose file is lost but an export locks
-	backlog  atomic.Int64
 	uploaded prometheus.Counter
 	failed   prometheus.Counter
 	bytes    prometheus.Counter
@@ -68,9 +66,6 @@ func (u *Uploader) Kick() {
 	default:
 	}
 }
-
-// Backlog returns how many segments waited for upload at the last look.
-func (u *Uploader) Backlog() int64 { return u.backlog.Load() }
 
 // Describe implements prometheus.Collector.
 func (u *Uploader) Describe(ch chan<- *prometheus.Desc) {
@@ -152,7 +147,6 @@ func (u *Uploader) drain(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	u.backlog.Store(int64(len(segs)))
 	moved := 0
 	for _, g := range segs {
 		if u.skip[g.ID] {
@@ -162,7 +156,6 @@ func (u *Uploader) drain(ctx context.Context) (int, error) {
 			return moved, err
 		}
 		moved++
-		u.backlog.Add(-1)
 	}
 	return moved, nil
 }

@@ -20,14 +20,14 @@ build: ## build bin/xueliang
 demo: build ## run the platform with a simulated city (http://127.0.0.1:8080)
 	./$(BIN) demo $(DEMO_ARGS)
 
-test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font, socat, playwright-core, versitygw)
-	@missing=""; for p in ffmpeg:ffmpeg chromium:chromium socat:socat; do \
+test-deps: ## install what the tests need (ffmpeg, ffprobe, chromium, a CJK font, socat, sipp, sipsak, playwright-core, versitygw)
+	@missing=""; for p in ffmpeg:ffmpeg chromium:chromium socat:socat sipp:sip-tester sipsak:sipsak; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || \
 	  { echo "could not install$$missing: run as root or install them yourself"; exit 1; }; fi; \
-	for c in ffmpeg ffprobe chromium socat; do command -v $$c >/dev/null || { echo "$$c is still missing after apt-get: install it (Debian package of the same name; ffprobe comes with ffmpeg)"; exit 1; }; done
+	for c in ffmpeg ffprobe chromium socat sipp sipsak; do command -v $$c >/dev/null || { echo "$$c is still missing after apt-get: install it (Debian package of the same name; ffprobe comes with ffmpeg, sipp with sip-tester)"; exit 1; }; done
 	@cd tests/browser && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent
 	@command -v versitygw >/dev/null || [ -x "$$($(GO) env GOPATH)/bin/versitygw" ] || \
 	  { echo "installing versitygw $(VERSITYGW_VERSION) (the S3 server of the tests)"; \

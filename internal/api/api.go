@@ -65,6 +65,7 @@ const (
 	ActionViewLive      Action = "view_live"
 	ActionPlayback      Action = "playback"
 	ActionExport        Action = "export"
+	ActionPTZ           Action = "ptz"
 )
 
 // Authorizer decides whether the caller of r may do action, on channel
@@ -109,6 +110,12 @@ type Config struct {
 	Recordings Recordings
 	// Exports, if set, serves evidence exports; without it they answer 501.
 	Exports Exports
+	// GB, if set, serves GB/T 28181 control and device-side recordings;
+	// Alarms lists alarms; Events streams events. Without them those
+	// endpoints answer 501.
+	GB     GB
+	Alarms Alarms
+	Events Events
 	// OnChannelChanged is called after a channel was updated or deleted,
 	// so that a running source reconnects with the new settings.
 	OnChannelChanged func(channelID int64)
@@ -160,6 +167,17 @@ var routes = []route{
 	// channels themselves.
 	{"GET", "/api/v1/exports/{export}", ActionExport, (*Server).getExport},
 	{"DELETE", "/api/v1/exports/{export}", ActionExport, (*Server).releaseExport},
+	{"POST", "/api/v1/channels/{id}/ptz", ActionPTZ, (*Server).postPTZ},
+	{"POST", "/api/v1/channels/{id}/preset", ActionPTZ, (*Server).postPreset},
+	{"GET", "/api/v1/channels/{id}/presets", ActionRead, (*Server).getPresets},
+	{"POST", "/api/v1/channels/{id}/control", ActionPTZ, (*Server).postChannelControl},
+	{"POST", "/api/v1/devices/{id}/control", ActionManageDevices, (*Server).postDeviceControl},
+	{"GET", "/api/v1/channels/{id}/device-recordings", ActionPlayback, (*Server).getDeviceRecordings},
+	{"POST", "/api/v1/channels/{id}/device-playback", ActionPlayback, (*Server).createDevicePlayback},
+	// {stream} is not a channel: the handler authorizes its channel.
+	{"POST", "/api/v1/device-playback/{stream}", ActionPlayback, (*Server).controlDevicePlayback},
+	{"GET", "/api/v1/alarms", ActionRead, (*Server).listAlarms},
+	{"GET", "/api/v1/events", ActionRead, (*Server).streamEvents},
 }
 
 // New returns a Server.

@@ -55,6 +55,7 @@ type Config struct {
 	Streams Streams `yaml:"streams"`
 	Live    Live    `yaml:"live"`
 	Record  Record  `yaml:"record"`
+	GB      GB      `yaml:"gb28181"`
 
 	// UnknownEnv lists XUELIANG_* variables that name no setting, most
 	// likely typos; the caller logs them (other tools of the project, such
@@ -141,6 +142,49 @@ type Record struct {
 	S3    S3     `yaml:"s3"`
 }
 
+// GB configures GB/T 28181 device access: the SIP server that devices
+// register with, and the media sessions they send video over.
+type GB struct {
+	// Enabled starts the SIP server.
+	Enabled bool `yaml:"enabled"`
+	// SIPAddr is where the SIP server listens, on UDP and TCP.
+	SIPAddr string `yaml:"sip_addr"`
+	// SIPHost is the address devices reach the platform at (Via, Contact,
+	// and the c= line of SDP offers); default the listening IP, or the
+	// machine's first non-loopback IPv4 address.
+	SIPHost string `yaml:"sip_host"`
+	// ID is the platform's 20-digit SIP ID (type code 200); Domain its SIP
+	// domain (default the first 10 digits of ID), which is the digest realm.
+	ID     string `yaml:"id"`
+	Domain string `yaml:"domain"`
+	// Password is the registration password of devices; DevicePasswords
+	// lists per-device ones as "deviceID:password".
+	Password        string   `yaml:"password"`
+	DevicePasswords []string `yaml:"device_passwords"`
+	// AllowUnknown admits devices that are not in the database with
+	// Password; otherwise only devices added beforehand may register.
+	AllowUnknown bool `yaml:"allow_unknown"`
+	// KeepaliveInterval is the devices' keepalive period: three missed
+	// make a device offline.
+	KeepaliveInterval Duration `yaml:"keepalive_interval"`
+	// MediaIP is the IP put in SDP offers for devices to send media to;
+	// default SIPHost. MediaBind is the IP RTP sockets bind to.
+	MediaIP   string `yaml:"media_ip"`
+	MediaBind string `yaml:"media_bind"`
+	// RTPPortMin and RTPPortMax bound the ports of media sessions (one
+	// port per session; firewalls open this range).
+	RTPPortMin int `yaml:"rtp_port_min"`
+	RTPPortMax int `yaml:"rtp_port_max"`
+	// Transport is how devices send live media unless a channel says
+	// otherwise: udp, tcp-passive (the device connects to the platform) or
+	// tcp-active (the platform connects to the device).
+	Transport string `yaml:"transport"`
+	// InviteTimeout bounds the wait for a device's answer; MediaTimeout
+	// the wait for the first media after it.
+	InviteTimeout Duration `yaml:"invite_timeout"`
+	MediaTimeout  Duration `yaml:"media_timeout"`
+}
+
 // S3 configures S3-compatible object storage.
 type S3 struct {
 	Endpoint  string `yaml:"endpoint"` // host:port
@@ -181,6 +225,17 @@ func Default() Config {
 			MinFreeMB:         2048,
 			Timezone:          "Local",
 			Store:             "disk",
+		},
+		GB: GB{
+			SIPAddr:           "0.0.0.0:5060",
+			ID:                "44180000002000000001",
+			KeepaliveInterval: Duration(60 * time.Second),
+			MediaBind:         "0.0.0.0",
+			RTPPortMin:        30000,
+			RTPPortMax:        30999,
+			Transport:         "udp",
+			InviteTimeout:     Duration(10 * time.Second),
+			MediaTimeout:      Duration(5 * time.Second),
 		},
 	}
 }
@@ -415,7 +470,57 @@ func (c *Config) Validate() error {
 	default:
 		bad("record.store", "must be disk or s3, got %q", r.Store)
 	}
+	if g := &c.GB; g.Enabled {
+		if err := validHostPort(g.SIPAddr); err != nil {
+			bad("gb28181.sip_addr", "%v", err)
+		}
+		if !digitsN(g.ID, 20) || g.ID[10:13] != "200" {
+			bad("gb28181.id", "must be a 20-digit SIP ID with type code 200 (digits 11-13), for example 44180000002000000001, got %q", g.ID)
+		}
+		if g.Domain != "" && !digitsN(g.Domain, 10) {
+			bad("gb28181.domain", "must be 10 digits (the first 10 of the SIP ID), got %q", g.Domain)
+		}
+		if g.Password == "" && len(g.DevicePasswords) == 0 {
+			bad("gb28181.password", "must be set (devices register with it), or list gb28181.device_passwords")
+		}
+		for _, dp := range g.DevicePasswords {
+			if id, pw, ok := strings.Cut(dp, ":"); !ok || !digitsN(id, 20) || pw == "" {
+				bad("gb28181.device_passwords", "entries must be deviceID:password with a 20-digit ID, got %q", dp)
+			}
+		}
+		for _, ip := range []struct{ field, v string }{{"gb28181.sip_host", g.SIPHost}, {"gb28181.media_ip", g.MediaIP}, {"gb28181.media_bind", g.MediaBind}} {
+			if ip.v != "" && net.ParseIP(ip.v) == nil {
+				bad(ip.field, "must be an IP address, got %q", ip.v)
+			}
+		}
+		if g.KeepaliveInterval < Duration(time.Second) {
+			bad("gb28181.keepalive_interval", "must be at least 1s, got %s", g.KeepaliveInterval)
+		}
+		if g.RTPPortMin < 1024 || g.RTPPortMax > 65535 || g.RTPPortMax-g.RTPPortMin < 1 {
+			bad("gb28181.rtp_port_min", "the RTP port range must lie within 1024-65535 and hold at least 2 ports, got %d-%d", g.RTPPortMin, g.RTPPortMax)
+		}
+		switch g.Transport {
+		case "udp", "tcp-passive", "tcp-active":
+		default:
+			bad("gb28181.transport", "must be udp, tcp-passive or tcp-active, got %q", g.Transport)
+		}
+		positive("gb28181.invite_timeout", g.InviteTimeout)
+		positive("gb28181.media_timeout", g.MediaTimeout)
+	}
 	return errors.Join(errs...)
+}
+
+// digitsN reports whether s is n ASCII digits.
+func digitsN(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func validHostPort(s string) error {

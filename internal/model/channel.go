@@ -121,6 +121,14 @@ type Channel struct {
 	FOV     float64 `json:"fov"`
 	Range   float64 `json:"range"`
 
+	// From the device's catalog (GB/T 28181), not from configuration
+	// edits: the code of the group or device it hangs under, its PTZ type
+	// (1 dome, 2 half-dome, 3 fixed, 4 remote-controlled fixed; 0 unknown)
+	// and the status the device reports (ON, OFF, VLOST, DEFECT).
+	ParentCode    string `json:"parent_code,omitempty"`
+	PTZType       int    `json:"ptz_type,omitempty"`
+	CatalogStatus string `json:"catalog_status,omitempty"`
+
 	// Status, LastError, Reason and StatusChangedAt are owned by the stream
 	// supervisor (store.SetChannelStatus), not by configuration edits.
 	Status ChannelStatus `json:"status"`

@@ -57,7 +57,22 @@ type Device struct {
 	Model        string `json:"model"`
 	// Status is free-form and owned by whatever manages the device (for a
 	// GB/T 28181 device, the registrar: "online", "offline"); "" is unknown.
-	Status    string    `json:"status"`
+	Status string `json:"status"`
+
+	// The registrar's view of a GB/T 28181 device, written by the platform
+	// (not by configuration edits); zero for other kinds.
+	Transport    string    `json:"transport,omitempty"`     // UDP or TCP
+	RemoteAddr   string    `json:"remote_addr,omitempty"`   // where its SIP requests come from
+	StatusReason string    `json:"status_reason,omitempty"` // why it is offline, in words
+	Firmware     string    `json:"firmware,omitempty"`
+	LastSeen     time.Time `json:"last_seen"`     // last REGISTER or keepalive
+	RegisteredAt time.Time `json:"registered_at"` // last successful REGISTER
+	// ClockOffsetMS is the device's clock minus the platform's, in
+	// milliseconds, from its DeviceStatus DeviceTime, measured at
+	// ClockCheckedAt; nil if never measured.
+	ClockOffsetMS  *int64    `json:"clock_offset_ms,omitempty"`
+	ClockCheckedAt time.Time `json:"clock_checked_at"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

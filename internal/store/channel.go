@@ -30,14 +30,16 @@ type ChannelFilter struct {
 }
 
 const channelColumns = `id, code, name, COALESCE(device_id, 0), division_code, source_url, transport,
-	lat, lng, heading, fov, range_m, status, last_error, reason, status_changed_at, created_at, updated_at`
+	lat, lng, heading, fov, range_m, parent_code, ptz_type, catalog_status,
+	status, last_error, reason, status_changed_at, created_at, updated_at`
 
 func scanChannel(sc scanner) (model.Channel, error) {
 	var c model.Channel
 	var status string
 	var changed, created, updated int64
 	err := sc.Scan(&c.ID, &c.Code, &c.Name, &c.DeviceID, &c.DivisionCode, &c.SourceURL, &c.Transport,
-		&c.Lat, &c.Lng, &c.Heading, &c.FOV, &c.Range, &status, &c.LastError, &c.Reason,
+		&c.Lat, &c.Lng, &c.Heading, &c.FOV, &c.Range, &c.ParentCode, &c.PTZType, &c.CatalogStatus,
+		&status, &c.LastError, &c.Reason,
 		&changed, &created, &updated)
 	c.Status = model.ChannelStatus(status)
 	c.StatusChangedAt, c.CreatedAt, c.UpdatedAt = fromMillis(changed), fromMillis(created), fromMillis(updated)

@@ -21,16 +21,23 @@ type DeviceFilter struct {
 }
 
 const deviceColumns = `id, COALESCE(code, ''), name, kind, COALESCE(division_code, ''),
-	manufacturer, model, status, created_at, updated_at`
+	manufacturer, model, status, transport, remote_addr, status_reason, firmware, last_seen,
+	registered_at, clock_offset_ms, clock_checked_at, created_at, updated_at`
 
 func scanDevice(sc scanner) (model.Device, error) {
 	var d model.Device
 	var kind string
-	var created, updated int64
+	var created, updated, seen, registered, checked int64
+	var offset sql.NullInt64
 	err := sc.Scan(&d.ID, &d.Code, &d.Name, &kind, &d.DivisionCode,
-		&d.Manufacturer, &d.Model, &d.Status, &created, &updated)
+		&d.Manufacturer, &d.Model, &d.Status, &d.Transport, &d.RemoteAddr, &d.StatusReason, &d.Firmware,
+		&seen, &registered, &offset, &checked, &created, &updated)
 	d.Kind = model.DeviceKind(kind)
 	d.CreatedAt, d.UpdatedAt = fromMillis(created), fromMillis(updated)
+	d.LastSeen, d.RegisteredAt, d.ClockCheckedAt = fromMillis(seen), fromMillis(registered), fromMillis(checked)
+	if offset.Valid {
+		d.ClockOffsetMS = &offset.Int64
+	}
 	return d, err
 }
 

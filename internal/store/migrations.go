@@ -188,6 +188,60 @@ CREATE INDEX segments_channel_start_idx ON segments (channel_id, start_ms, end_m
 CREATE INDEX segments_disk_start_idx ON segments (start_ms) WHERE location = 'disk';
 `,
 	},
+	{
+		version: 5,
+		name:    "GB/T 28181 devices, catalog groups, alarms",
+		// The registrar's state of a device (transport, address, reason,
+		// last keepalive) is written in batches, never once per keepalive.
+		// Catalog groups are the business groups (215) and virtual
+		// organisations (216) of devices' catalogs; a channel's
+		// parent_code names its group (or its device) as the catalog says.
+		sqlite: `
+ALTER TABLE devices ADD COLUMN transport TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN remote_addr TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN status_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN firmware TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN last_seen BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN registered_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN clock_offset_ms BIGINT;
+ALTER TABLE devices ADD COLUMN clock_checked_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN catalog_at BIGINT NOT NULL DEFAULT 0;
+
+ALTER TABLE channels ADD COLUMN parent_code TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN ptz_type INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN catalog_status TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE catalog_groups (
+	code          TEXT PRIMARY KEY,
+	name          TEXT NOT NULL,
+	kind          TEXT NOT NULL,
+	parent_code   TEXT NOT NULL DEFAULT '',
+	division_code TEXT REFERENCES divisions (code),
+	device_id     BIGINT REFERENCES devices (id) ON DELETE CASCADE,
+	updated_at    BIGINT NOT NULL
+);
+CREATE INDEX catalog_groups_device_idx ON catalog_groups (device_id);
+
+CREATE TABLE alarms (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	source       TEXT NOT NULL,
+	device_code  TEXT NOT NULL DEFAULT '',
+	channel_code TEXT NOT NULL DEFAULT '',
+	channel_id   BIGINT,
+	priority     INTEGER NOT NULL DEFAULT 0,
+	method       INTEGER NOT NULL DEFAULT 0,
+	type         TEXT NOT NULL DEFAULT '',
+	description  TEXT NOT NULL DEFAULT '',
+	lat          REAL NOT NULL DEFAULT 0,
+	lng          REAL NOT NULL DEFAULT 0,
+	occurred_at  BIGINT NOT NULL,
+	received_at  BIGINT NOT NULL,
+	state        TEXT NOT NULL DEFAULT 'new'
+);
+CREATE INDEX alarms_received_idx ON alarms (received_at);
+CREATE INDEX alarms_channel_idx ON alarms (channel_id, occurred_at);
+`,
+	},
 }
 
 // latestVersion is the schema version this binary writes.

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ type Config struct {
 	// 10 digits (the SIP domain of GB/T 28181).
 	ID    string
 	Realm string
+	// Host is the address put in Via and Contact of the platform's
+	// requests (what devices send their requests back to); default the
+	// listening IP, or the machine's first non-loopback IPv4 address.
+	Host string
 	// Password is the registration password of every device, unless
 	// DevicePassword knows one for the device.
 	Password       string
@@ -108,6 +113,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	out *outbound // requests to devices; nil until Listen
+
 	mu      sync.Mutex
 	devices map[string]*Device
 }
@@ -134,7 +141,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Xueliang"))
+	// sipgo's layers log through the default logger unless told: route
+	// them to ours (a scanner's garbage would otherwise flood stderr).
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("Xueliang"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(cfg.Log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Log)))
 	if err != nil {
 		return nil, fmt.Errorf("sipserver: %w", err)
 	}
@@ -146,6 +157,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Log, key: key, ua: ua, srv: srv, devices: map[string]*Device{}}
 	srv.OnRegister(s.onRegister)
 	srv.OnMessage(s.onMessage)
+	srv.OnNotify(s.onMessage) // catalog and alarm subscriptions notify
+	srv.OnBye(s.onBye)
+	srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	srv.OnNoRoute(s.methodNotAllowed)
 	return s, nil
 }
 
@@ -175,6 +190,11 @@ func (s *Server) Listen(addr string) error {
 		return fmt.Errorf("sipserver: listen tcp %s: %w", tcpAddr, err)
 	}
 	s.udp, s.tcp = udp, tcp
+	if err := s.initOutbound(); err != nil {
+		udp.Close()
+		tcp.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(3)
@@ -452,6 +472,16 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if !strings.EqualFold(m.CmdType, "Keepalive") && s.cfg.OnMessage != nil {
 		s.cfg.OnMessage(id, m)
 	}
+}
+
+// methodNotAllowed answers the methods without a handler: 405 with the
+// Allow header that RFC 3261 §8.2.1 requires (sipgo's default has none).
+func (s *Server) methodNotAllowed(req *sip.Request, tx sip.ServerTransaction) {
+	methods := s.srv.RegisteredMethods()
+	slices.Sort(methods)
+	res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+	res.AppendHeader(sip.NewHeader("Allow", strings.Join(methods, ", ")))
+	tx.Respond(res)
 }
 
 func firstLine(s string) string {

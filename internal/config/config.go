@@ -183,6 +183,9 @@ type GB struct {
 	// the wait for the first media after it.
 	InviteTimeout Duration `yaml:"invite_timeout"`
 	MediaTimeout  Duration `yaml:"media_timeout"`
+	// Timezone is that of devices' clocks ("Local", "Asia/Shanghai"):
+	// MANSCDP times (DeviceTime, alarms, record lists) carry no zone.
+	Timezone string `yaml:"timezone"`
 }
 
 // S3 configures S3-compatible object storage.
@@ -236,6 +239,7 @@ func Default() Config {
 			Transport:         "udp",
 			InviteTimeout:     Duration(10 * time.Second),
 			MediaTimeout:      Duration(5 * time.Second),
+			Timezone:          "Local",
 		},
 	}
 }
@@ -503,6 +507,9 @@ func (c *Config) Validate() error {
 		case "udp", "tcp-passive", "tcp-active":
 		default:
 			bad("gb28181.transport", "must be udp, tcp-passive or tcp-active, got %q", g.Transport)
+		}
+		if _, err := time.LoadLocation(g.Timezone); err != nil {
+			bad("gb28181.timezone", "unknown time zone %q (use Local or an IANA name such as Asia/Shanghai)", g.Timezone)
 		}
 		positive("gb28181.invite_timeout", g.InviteTimeout)
 		positive("gb28181.media_timeout", g.MediaTimeout)

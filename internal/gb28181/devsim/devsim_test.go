@@ -43,8 +43,16 @@ func startPlatform(t testing.TB, keepalive time.Duration) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
+	// Listen takes the UDP port it gets for TCP too, which another socket
+	// may hold: try another.
+	for i := 0; ; i++ {
+		err := s.Listen("127.0.0.1:0")
+		if err == nil {
+			break
+		}
+		if i == 10 {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { s.Close() })
 	p.Server = s
@@ -56,7 +64,7 @@ func startSim(t testing.TB, p *platform, edit func(*Config)) *Sim {
 	cfg := Config{Server: p.Addr(), PlatformID: platformID, Password: password, Devices: 20, ChannelsPerDevice: 4,
 		DivisionCode: division, KeepaliveInterval: 200 * time.Millisecond, RegisterExpires: 3600,
 		CatalogPageSize: 3, RetryInterval: 200 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		Log: slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -85,6 +93,14 @@ func waitOnline(t testing.TB, p *platform, s *Sim, within time.Duration) {
 			delete(want, e.DeviceID)
 		case <-deadline:
 			t.Fatalf("%d devices not online within %v; stats %+v", len(want), within, s.Stats())
+		}
+	}
+	// The devices know it a moment after the platform.
+	for s.Stats().Registered < len(s.DeviceIDs()) {
+		select {
+		case <-deadline:
+			t.Fatalf("devices not registered within %v; stats %+v", within, s.Stats())
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
@@ -393,6 +409,9 @@ func TestConfigErrors(t *testing.T) {
 		"division":     func(c *Config) { c.DivisionCode = "4418" },
 		"no devices":   func(c *Config) { c.Devices = 0 },
 		"too many ids": func(c *Config) { c.Devices = 500000; c.ChannelsPerDevice = 2 },
+		"civil code":   func(c *Config) { c.CivilCode = "4418x" },
+		"media ip":     func(c *Config) { c.MediaIP = "::1" },
+		"clip":         func(c *Config) { c.Clip = "no-such-clip.h264" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := Config{Server: "127.0.0.1:5060", PlatformID: platformID, DivisionCode: division, Devices: 1}
@@ -435,10 +454,32 @@ func TestRegistrationStorm(t *testing.T) {
 	fmt.Fprintf(os.Stderr, "BENCH registration storm: %d devices online in %v\n", n, took)
 }
 
-// testWriter sends the simulation's log to the test's.
-type testWriter struct{ t testing.TB }
+// testWriter sends the simulation's log to the test's, until the test's
+// cleanup ends: sipgo's goroutines may log while they wind down after
+// Close, and the testing package forbids logging after a test.
+type testWriter struct {
+	t    testing.TB
+	mu   *sync.Mutex
+	done *bool
+}
+
+// newTestWriter must be called before the simulation is started, so that
+// its cleanup runs after the simulation's Close.
+func newTestWriter(t testing.TB) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		*w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
 
 func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Log(strings.TrimSpace(string(b)))
+	}
 	return len(b), nil
 }

@@ -382,3 +382,22 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.end()
 }
+
+// dialogDevice returns the device a request comes from: the From user,
+// unless that is no device we know and the request belongs to one of our
+// media dialogs (devices send MediaStatus inside the playback's dialog,
+// many with the channel as From).
+func (s *Server) dialogDevice(req *sip.Request, from string) string {
+	s.mu.Lock()
+	_, known := s.devices[from]
+	s.mu.Unlock()
+	if known || s.out == nil || req.CallID() == nil {
+		return from
+	}
+	s.out.mu.Lock()
+	defer s.out.mu.Unlock()
+	if c := s.out.calls[req.CallID().Value()]; c != nil {
+		return c.DeviceID
+	}
+	return from
+}

@@ -119,6 +119,15 @@ type Server struct {
 	devices map[string]*Device
 }
 
+// GB/T 28181 devices send catalogs and record lists larger than sipgo's
+// limits over UDP (loopback and LANs carry the fragmented datagrams): send
+// up to 64 KiB and read whole 64 KiB datagrams. The variables are
+// sipgo's package globals, set once before any sipgo socket exists.
+func init() {
+	sip.UDPMTUSize = 65535
+	sip.TransportBufferReadSize = 65535
+}
+
 // New returns a Server; Listen starts it.
 func New(cfg Config) (*Server, error) {
 	if len(cfg.ID) != 20 {
@@ -167,9 +176,9 @@ func New(cfg Config) (*Server, error) {
 // Listen serves SIP on UDP and TCP at addr ("host:port"; port 0 picks
 // one, the same for both where possible).
 func (s *Server) Listen(addr string) error {
-	udp, err := net.ListenPacket("udp", addr)
+	udp, tcp, err := listenPair(addr)
 	if err != nil {
-		return fmt.Errorf("sipserver: listen udp %s: %w (is another SIP server using the port?)", addr, err)
+		return err
 	}
 	// A registration storm (thousands of devices after a power cut)
 	// overflows the default receive buffer and every lost REGISTER waits
@@ -179,15 +188,6 @@ func (s *Server) Listen(addr string) error {
 		if err := uc.SetReadBuffer(udpReadBuffer); err != nil {
 			s.log.Warn("SIP: cannot enlarge the UDP receive buffer", "err", err)
 		}
-	}
-	tcpAddr := addr
-	if host, port, _ := net.SplitHostPort(addr); port == "0" {
-		tcpAddr = net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
-	}
-	tcp, err := net.Listen("tcp", tcpAddr)
-	if err != nil {
-		udp.Close()
-		return fmt.Errorf("sipserver: listen tcp %s: %w", tcpAddr, err)
 	}
 	s.udp, s.tcp = udp, tcp
 	if err := s.initOutbound(); err != nil {
@@ -203,6 +203,35 @@ func (s *Server) Listen(addr string) error {
 	go func() { defer s.wg.Done(); s.watch(ctx) }()
 	s.log.Info("SIP server listening", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(), "id", s.cfg.ID, "realm", s.cfg.Realm)
 	return nil
+}
+
+// listenPair opens the UDP and TCP sockets of addr. With port 0 both get
+// the same port: the system picks the UDP one, which may be taken for TCP,
+// so a few picks are tried.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sipserver: listen on %q: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sipserver: listen udp %s: %w (is another SIP server using the port?)", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+		tcp, err := net.Listen("tcp", tcpAddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if i+1 >= tries {
+			return nil, nil, fmt.Errorf("sipserver: listen tcp %s: %w (is another SIP server using the port?)", tcpAddr, err)
+		}
+	}
 }
 
 // Addr returns the UDP address the server listens on.
@@ -438,6 +467,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		return
 	}
+	id = s.dialogDevice(req, id)
 	m, err := manscdp.Parse(req.Body())
 	if err != nil {
 		s.log.Warn("MESSAGE with a body that is not MANSCDP", "device", id, "addr", req.Source(), "err", err)

@@ -29,6 +29,7 @@ import (
 	"github.com/xueliang/xueliang/internal/config"
 	"github.com/xueliang/xueliang/internal/egress/llhls"
 	"github.com/xueliang/xueliang/internal/egress/whep"
+	"github.com/xueliang/xueliang/internal/events"
 	"github.com/xueliang/xueliang/internal/ingest/rtsp"
 	"github.com/xueliang/xueliang/internal/media"
 	"github.com/xueliang/xueliang/internal/model"
@@ -57,9 +58,12 @@ type App struct {
 	api         *api.Server
 	rec         *recordings
 	exp         *record.Exporter
+	events      *events.Broker
+	gb          *gbSide // nil unless gb28181.enabled
 	srv         *http.Server
 	ln          net.Listener
 
+	runCtx context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines started by Start
 	close  sync.Once
@@ -85,7 +89,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}()
 	runCtx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a.runCtx, a.cancel = runCtx, cancel
+	a.events = events.New()
 
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("app: data folder: %w (set data_dir or --data to a writable folder)", err)
@@ -150,7 +155,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startRecording(ctx, runCtx); err != nil {
 		return err
 	}
-	a.api, err = api.New(api.Config{
+	if err := a.startGB(ctx); err != nil {
+		return err
+	}
+	apiCfg := api.Config{
 		Store:      a.store,
 		Streams:    a.hub,
 		Signer:     a.signer,
@@ -161,10 +169,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Registerer: a.reg,
 		Recordings: a.rec,
 		Exports:    exports{exp: a.exp, st: a.store},
+		Alarms:     a.store,
+		Events:     a.events,
 		// A changed or deleted channel reconnects (or stops) at once.
 		OnChannelChanged: a.channelChanged,
-	})
-	if err != nil {
+	}
+	if a.gb != nil {
+		apiCfg.GB = a.gb
+	}
+	if a.api, err = api.New(apiCfg); err != nil {
 		return err
 	}
 
@@ -256,7 +269,10 @@ func (a *App) Close() error {
 			a.hls.Close()
 		}
 		if a.hub != nil {
-			a.hub.Close()
+			a.hub.Close() // ends GB/T 28181 media sessions with BYE
+		}
+		if a.gb != nil {
+			a.gb.p.Close()
 		}
 		a.wg.Wait()
 		if a.store != nil {
@@ -278,6 +294,12 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 
 // sourceFor resolves a channel to its media source.
 func (a *App) sourceFor(ctx context.Context, id int64) (media.Source, error) {
+	if id >= devicePlaybackBase {
+		if a.gb == nil {
+			return nil, fmt.Errorf("app: stream %d: %w", id, media.ErrNoChannel)
+		}
+		return a.gb.playbackSource(id)
+	}
 	ch, err := a.store.GetChannel(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("app: channel %d: %w", id, media.ErrNoChannel)
@@ -285,12 +307,25 @@ func (a *App) sourceFor(ctx context.Context, id int64) (media.Source, error) {
 	if err != nil {
 		return nil, media.Fail(media.ReasonProtocol, err)
 	}
+	if ch.SourceURL == "" && ch.DeviceID != 0 && a.gb != nil {
+		dev, err := a.store.GetDevice(ctx, ch.DeviceID)
+		if err != nil {
+			return nil, media.Fail(media.ReasonProtocol, err)
+		}
+		if dev.Kind != model.DeviceKindRTSP {
+			return a.gb.gbSource(ch, dev), nil
+		}
+	}
 	if ch.SourceURL == "" {
-		return nil, fmt.Errorf("app: channel %d has no source URL: %w", id, media.ErrNoChannel)
+		return nil, fmt.Errorf("app: channel %d has no source URL (and is not on a GB/T 28181 device): %w", id, media.ErrNoChannel)
+	}
+	transport := ch.Transport
+	if transport == model.TransportTCPActive {
+		transport = model.TransportTCP // a GB/T 28181 notion; RTSP interleaves over its own TCP
 	}
 	src, err := rtsp.NewSource(rtsp.Config{
 		URL:         ch.SourceURL,
-		Transport:   ch.Transport,
+		Transport:   transport,
 		ReadTimeout: a.cfg.Streams.ReadTimeout.D(),
 		Logger:      a.log.With("channel", id),
 		Metrics:     a.rtspMetrics,
@@ -305,6 +340,10 @@ func (a *App) sourceFor(ctx context.Context, id int64) (media.Source, error) {
 // verdicts are stored (online, offline with a reason); connecting and idle
 // are transient and visible through /api/v1/streams.
 func (a *App) onStatus(id int64, st streams.Status) {
+	if id >= devicePlaybackBase {
+		return // a device-side playback, not a channel
+	}
+	a.events.Publish("channel", map[string]any{"id": id, "state": st.State, "reason": st.Reason, "error": st.Err})
 	var status model.ChannelStatus
 	switch st.State {
 	case streams.StateOnline:

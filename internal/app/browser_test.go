@@ -32,6 +32,7 @@ func TestBrowserPlaysLive(t *testing.T) {
 	}
 
 	cfg := DemoConfig("127.0.0.1:0", t.TempDir())
+	cfg.GB.SIPAddr = "127.0.0.1:0"
 	cfg.Live.WebRTCUDPAddr = "127.0.0.1:0"
 	// The prober (first round a second after start) marks the cameras
 	// online, as in the demo.

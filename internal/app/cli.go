@@ -22,8 +22,9 @@ const usage = `xueliang — 雪亮 public-safety video platform
 
 Usage:
   xueliang serve   [--config FILE] [--http ADDR] [--data DIR]   run the platform
-  xueliang demo    [--http ADDR] [--data DIR] [--rtsp ADDR]     platform + a simulated city
+  xueliang demo    [--http ADDR] [--data DIR] [--sip ADDR]      platform + a simulated city
   xueliang sim     [--addr ADDR] [--cameras N | --city] ...     simulated RTSP cameras
+  xueliang sim gb  [--server ADDR] [--devices N --channels M]   simulated GB/T 28181 devices
   xueliang config  [--config FILE]                              print the effective configuration
   xueliang version
 
@@ -125,6 +126,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP listen `address` of the platform")
 	dataDir := fs.String("data", "./xueliang-data", "data `folder`")
 	rtspAddr := fs.String("rtsp", "127.0.0.1:0", "listen `address` of the simulated cameras")
+	sipAddr := fs.String("sip", DemoSIPAddr, "SIP `address` of the platform (UDP and TCP) for GB/T 28181 devices")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,6 +141,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			cfg.HTTP.Addr = *httpAddr
 		case "data":
 			cfg.DataDir = *dataDir
+		case "sip":
+			cfg.GB.SIPAddr = *sipAddr
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -160,6 +164,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "gb" {
+		return cmdSimGB(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8554", "RTSP listen `address`")
@@ -216,6 +223,12 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(*file, "", "")
 	if err != nil {
 		return err
+	}
+	if cfg.GB.Password != "" {
+		cfg.GB.Password = "(set, not shown)"
+	}
+	if len(cfg.GB.DevicePasswords) > 0 {
+		cfg.GB.DevicePasswords = []string{fmt.Sprintf("(%d set, not shown)", len(cfg.GB.DevicePasswords))}
 	}
 	if cfg.Record.S3.SecretKey != "" {
 		cfg.Record.S3.SecretKey = "(set, not shown)"

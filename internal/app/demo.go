@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xueliang/xueliang/internal/config"
+	"github.com/xueliang/xueliang/internal/gb28181/devsim"
 	"github.com/xueliang/xueliang/internal/model"
 	"github.com/xueliang/xueliang/internal/sim"
 	"github.com/xueliang/xueliang/internal/store"
@@ -21,6 +22,8 @@ type Demo struct {
 	App     *App
 	Sim     *sim.Server
 	Cameras []DemoCamera
+	// GB holds the simulated GB/T 28181 NVRs, one per town.
+	GB []*devsim.Sim
 }
 
 // DemoOptions configures StartDemo.
@@ -69,7 +72,55 @@ func StartDemo(ctx context.Context, opts DemoOptions) (d *Demo, err error) {
 	if err := d.seed(ctx); err != nil {
 		return d, fmt.Errorf("demo: seed: %w", err)
 	}
+	if err := d.startGB(ctx, log); err != nil {
+		return d, fmt.Errorf("demo: GB/T 28181 devices: %w", err)
+	}
 	return d, nil
+}
+
+// DemoSIPAddr is the default SIP address of the demo platform.
+const DemoSIPAddr = "127.0.0.1:5060"
+
+// DemoGBPassword is the registration password of the demo platform.
+const DemoGBPassword = "xueliang28181"
+
+// demoNVRs are the simulated GB/T 28181 NVRs of the demo: one per town,
+// 8 cameras each. The centre code is the first 8 digits of the town code,
+// and the catalog's CivilCode (the town) places the cameras in the tree.
+var demoNVRs = []struct{ town, name string }{
+	{"441802001", "凤城街道"},
+	{"441803101", "太和镇"},
+	{"441821101", "汤塘镇"},
+	{"441823100", "阳城镇"},
+	{"441881100", "英城街道"},
+	{"441882108", "龙坪镇"},
+}
+
+// DemoNVRChannels is the number of cameras of each simulated NVR.
+const DemoNVRChannels = 8
+
+// startGB starts the simulated NVRs, which register by themselves.
+func (d *Demo) startGB(ctx context.Context, log *slog.Logger) error {
+	p := d.App.GB()
+	if p == nil {
+		return nil
+	}
+	host, port, _ := net.SplitHostPort(p.SIPAddr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	for _, nvr := range demoNVRs {
+		s, err := devsim.Start(ctx, devsim.Config{
+			Server: net.JoinHostPort(host, port), PlatformID: p.ID(), Password: d.App.cfg.GB.Password,
+			Devices: 1, ChannelsPerDevice: DemoNVRChannels, DivisionCode: nvr.town[:8], CivilCode: nvr.town,
+			CatalogPageSize: 4, KeepaliveInterval: 30 * time.Second, Log: log,
+		})
+		if err != nil {
+			return err
+		}
+		d.GB = append(d.GB, s)
+	}
+	return nil
 }
 
 // CameraURL returns the RTSP URL of a demo camera, with its credentials.
@@ -132,6 +183,9 @@ const DemoRecorded = 8
 // Close stops the platform, then the simulator.
 func (d *Demo) Close() error {
 	var errs []error
+	for _, s := range d.GB {
+		s.Close()
+	}
 	if d.App != nil {
 		errs = append(errs, d.App.Close())
 	}
@@ -152,8 +206,18 @@ func (d *Demo) PrintBanner(w io.Writer) {
     cameras   %d simulated cameras of 清远市 (Qingyuan) at rtsp://%s/cam/<code>
     recording the first %d cameras, kept for %s (playback works after a minute)
     data      %s
-
 `, d.App.URL(), d.App.URL(), d.App.URL(), len(d.Cameras), d.Sim.Addr(), DemoRecorded, d.App.cfg.Record.Retention, d.App.cfg.DataDir)
+	if p := d.App.GB(); p != nil {
+		fmt.Fprintf(w, `
+  GB/T 28181: %d simulated NVRs of %d cameras register by themselves. A real
+  camera or NVR joins with these settings (SIP server / 平台 SIP 服务器):
+    SIP server address   %s (UDP and TCP)
+    SIP server ID        %s
+    SIP domain           %s
+    password             %s
+`, len(d.GB), DemoNVRChannels, p.SIPAddr(), p.ID(), p.Realm(), d.App.cfg.GB.Password)
+	}
+	fmt.Fprintln(w)
 }
 
 // demoProbeInterval keeps the demo's camera list fresh.
@@ -173,6 +237,12 @@ func DemoConfig(httpAddr, dataDir string) config.Config {
 	// demo does not fill a laptop's disk.
 	c.Record.Retention = config.Duration(3 * time.Hour)
 	c.Record.MaxMB = 2048
+	// GB/T 28181: the simulated NVRs, and any real device told the
+	// printed password, may register.
+	c.GB.Enabled = true
+	c.GB.SIPAddr = DemoSIPAddr
+	c.GB.Password = DemoGBPassword
+	c.GB.AllowUnknown = true
 	// A demo on a loopback address keeps WebRTC's UDP port there too; one
 	// opened to the network opens it on every interface.
 	if host, _, err := net.SplitHostPort(c.HTTP.Addr); err == nil {

@@ -49,6 +49,12 @@ func (a *App) probeAll(ctx context.Context) {
 			if a.hub.Active(ch.ID) {
 				continue // the hub reports the status of sources it runs
 			}
+			if ch.SourceURL == "" {
+				// GB/T 28181 channels: their status comes from the
+				// device's registration and catalog; probing a city's
+				// channels with INVITEs would be a storm of its own.
+				continue
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

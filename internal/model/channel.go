@@ -93,6 +93,11 @@ const (
 	TransportAuto = "auto" // try UDP, fall back to TCP (interleaved)
 	TransportTCP  = "tcp"
 	TransportUDP  = "udp"
+	// TransportTCPActive is for GB/T 28181 channels: the platform
+	// connects to the device for the media (TCP active); "tcp" has the
+	// device connect to the platform (TCP passive). An RTSP channel treats
+	// it as "tcp".
+	TransportTCPActive = "tcp-active"
 )
 
 // Channel is one video source: a camera, or one input of an NVR or encoder.
@@ -109,7 +114,9 @@ type Channel struct {
 	// that are reached another way (GB/T 28181 INVITE). It may carry
 	// credentials: show RedactedSourceURL to people and logs.
 	SourceURL string `json:"source_url"`
-	// Transport is TransportAuto, TransportTCP or TransportUDP; "" means auto.
+	// Transport is TransportAuto, TransportTCP, TransportUDP or
+	// TransportTCPActive; "" means auto (for GB/T 28181 channels, the
+	// configured gb28181.transport).
 	Transport string `json:"transport"`
 	// Lat and Lng are WGS-84 degrees; 0,0 means not surveyed.
 	Lat float64 `json:"lat"`
@@ -160,9 +167,9 @@ func (c Channel) Validate() error {
 		errs.add("source_url", msg)
 	}
 	switch c.Transport {
-	case "", TransportAuto, TransportTCP, TransportUDP:
+	case "", TransportAuto, TransportTCP, TransportUDP, TransportTCPActive:
 	default:
-		errs.add("transport", fmt.Sprintf("must be auto, tcp or udp, got %q", c.Transport))
+		errs.add("transport", fmt.Sprintf("must be auto, tcp, udp or tcp-active, got %q", c.Transport))
 	}
 	checkRange(&errs, "lat", c.Lat, -90, 90, true, true)
 	checkRange(&errs, "lng", c.Lng, -180, 180, true, true)

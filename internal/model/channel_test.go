@@ -47,7 +47,7 @@ func TestChannelValidate(t *testing.T) {
 		{"unparsable", func(c *Channel) { c.SourceURL = "rtsp://admin:pw@[::1/x" }, []string{"source_url: not a valid URL"}},
 		{"bare # in password", func(c *Channel) { c.SourceURL = "rtsp://admin:12#34@10.0.0.1/x" },
 			[]string{"source_url: is ambiguous: percent-encode '#', '?', '/' and '@' in user and password"}},
-		{"transport", func(c *Channel) { c.Transport = "http" }, []string{`transport: must be auto, tcp or udp, got "http"`}},
+		{"transport", func(c *Channel) { c.Transport = "http" }, []string{`transport: must be auto, tcp, udp or tcp-active, got "http"`}},
 		{"lat", func(c *Channel) { c.Lat = 90.5 }, []string{"lat: must be in [-90,90], got 90.5"}},
 		{"lng", func(c *Channel) { c.Lng = -181 }, []string{"lng: must be in [-180,180], got -181"}},
 		{"lat NaN", func(c *Channel) { c.Lat = math.NaN() }, []string{"lat: must be in [-90,90], got NaN"}},

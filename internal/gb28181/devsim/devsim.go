@@ -153,8 +153,8 @@ type Fault struct {
 	// DropKeepalives stops the keepalives: the platform should mark the
 	// device offline after three intervals.
 	DropKeepalives bool `json:"drop_keepalives"`
-	// WrongSSRC answers INVITEs, and streams, with another SSRC than the
-	// offered y=.
+	// WrongSSRC answers INVITEs with the offered y= and then streams
+	// with another SSRC.
 	WrongSSRC bool `json:"wrong_ssrc"`
 	// NoMedia answers INVITEs 200 OK and then sends nothing (over TCP the
 	// connection is made, and stays silent).

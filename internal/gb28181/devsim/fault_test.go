@@ -88,17 +88,18 @@ func TestFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.info.SSRC == y || c.info.SSRCErr != nil {
+		// The answer promises the offered SSRC; the media carries another.
+		if c.info.SSRC != y || c.info.SSRCErr != nil {
 			t.Errorf("answer y=%s (%v), offer y=%s", c.info.SSRC, c.info.SSRCErr, y)
 		}
-		if problems := sdp.Check(offer, c.answer); len(problems) != 1 || !strings.Contains(problems[0], "differs") {
+		if problems := sdp.Check(offer, c.answer); len(problems) != 0 {
 			t.Errorf("check %q", problems)
 		}
 		r := newReceiver(t)
 		r.until(sk, 5*time.Second, "frames", func() bool { return len(r.frames) >= 2 })
 		offered, _ := strconv.ParseUint(y, 10, 32)
-		if got := r.frames[0].ssrc; got != c.info.SSRCValue || got == uint32(offered) {
-			t.Errorf("RTP SSRC %d, answer %d, offer %d", got, c.info.SSRCValue, offered)
+		if got := r.frames[0].ssrc; got == uint32(offered) {
+			t.Errorf("RTP SSRC %d is the offered one", got)
 		}
 		c.bye(t)
 	})

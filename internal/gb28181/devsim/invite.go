@@ -202,17 +202,18 @@ func (s *Sim) newSession(d *device, id string, o *offer, req *sip.Request) (*ses
 		}
 		y = fmt.Sprintf("%d%09d", flag, s.nextSN()%1_000_000_000)
 	}
-	if ss.fault.WrongSSRC {
-		v, _ := ssrcValue(y)
-		if v < 1<<32-1 {
-			v++
-		} else {
-			v--
-		}
-		y = fmt.Sprintf("%010d", v)
-	}
 	ss.ssrcText = y
 	ss.ssrc, _ = ssrcValue(y)
+	if ss.fault.WrongSSRC {
+		// Answer with the offered y=, then stream with another SSRC:
+		// the platform cannot follow the answer, it must say why no
+		// media arrives.
+		if ss.ssrc < 1<<32-1 {
+			ss.ssrc++
+		} else {
+			ss.ssrc--
+		}
+	}
 	mediaIP := net.ParseIP(s.cfg.MediaIP)
 	switch {
 	case !o.tcp:

@@ -41,6 +41,9 @@ type GB interface {
 	// DevicePlaybackChannel returns the channel of a device playback
 	// stream, or an error wrapping store.ErrNotFound.
 	DevicePlaybackChannel(streamID int64) (int64, error)
+	// SubStream returns the stream ID that the live URLs serve a
+	// channel's sub-stream under.
+	SubStream(ctx context.Context, channelID int64) (streamID int64, err error)
 }
 
 // Alarms is what the API needs to list alarms and stream events.

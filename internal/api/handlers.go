@@ -310,15 +310,28 @@ func (s *Server) createLive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return authError(err)
 	}
+	stream := id
+	switch v := r.URL.Query().Get("stream"); v {
+	case "", "main":
+	case "sub":
+		if s.cfg.GB == nil {
+			return errNoGB
+		}
+		if stream, err = s.cfg.GB.SubStream(r.Context(), id); err != nil {
+			return err
+		}
+	default:
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("stream must be main or sub, got %q", v)}
+	}
 	exp := s.cfg.Now().Add(s.cfg.TokenTTL).Truncate(time.Second)
-	tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopeLive, Channel: id, User: user, Expires: exp})
+	tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopeLive, Channel: stream, User: user, Expires: exp})
 	base := s.baseURL(r)
 	out := liveJSON{
-		HLS:     fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, id, tok),
-		WHEP:    fmt.Sprintf("%s/live/%d/whep?token=%s", base, id, tok),
+		HLS:     fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, stream, tok),
+		WHEP:    fmt.Sprintf("%s/live/%d/whep?token=%s", base, stream, tok),
 		Expires: exp.UTC(),
 	}
-	if st := s.cfg.Streams.Stream(id); st != nil {
+	if st := s.cfg.Streams.Stream(stream); st != nil {
 		if v := st.VideoTrack(); v >= 0 {
 			out.VideoCodec = st.Tracks()[v].Codec.String()
 			if out.VideoCodec == "H265" {

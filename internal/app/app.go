@@ -294,11 +294,14 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 
 // sourceFor resolves a channel to its media source.
 func (a *App) sourceFor(ctx context.Context, id int64) (media.Source, error) {
-	if id >= devicePlaybackBase {
-		if a.gb == nil {
-			return nil, fmt.Errorf("app: stream %d: %w", id, media.ErrNoChannel)
-		}
+	sub := false
+	switch {
+	case id >= subStreamBase && a.gb != nil:
+		id, sub = id-subStreamBase, true
+	case id >= devicePlaybackBase && a.gb != nil:
 		return a.gb.playbackSource(id)
+	case id >= devicePlaybackBase:
+		return nil, fmt.Errorf("app: stream %d: %w", id, media.ErrNoChannel)
 	}
 	ch, err := a.store.GetChannel(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -313,8 +316,11 @@ func (a *App) sourceFor(ctx context.Context, id int64) (media.Source, error) {
 			return nil, media.Fail(media.ReasonProtocol, err)
 		}
 		if dev.Kind != model.DeviceKindRTSP {
-			return a.gb.gbSource(ch, dev), nil
+			return a.gb.gbSource(ch, dev, sub), nil
 		}
+	}
+	if sub {
+		return nil, fmt.Errorf("app: channel %d has no sub-stream (only GB/T 28181 channels do): %w", id, media.ErrNoChannel)
 	}
 	if ch.SourceURL == "" {
 		return nil, fmt.Errorf("app: channel %d has no source URL (and is not on a GB/T 28181 device): %w", id, media.ErrNoChannel)

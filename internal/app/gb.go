@@ -22,9 +22,13 @@ import (
 // media sessions), device-side playbacks as streams of the hub, and the
 // api.GB implementation.
 
-// devicePlaybackBase is the first stream ID of device-side playbacks: the
-// hub serves them like channels, under IDs no channel will ever have.
-const devicePlaybackBase = int64(1) << 40
+// Stream IDs of the hub beyond channel IDs, which no channel will ever
+// have: device-side playbacks from devicePlaybackBase, and the sub-stream
+// of channel N at subStreamBase+N.
+const (
+	devicePlaybackBase = int64(1) << 40
+	subStreamBase      = int64(1) << 41
+)
 
 // gbSide holds the running GB/T 28181 platform and its playbacks.
 type gbSide struct {
@@ -96,8 +100,9 @@ func (a *App) GB() *gbp.Platform {
 	return a.gb.p
 }
 
-// gbSource returns the source of a channel reached over GB/T 28181.
-func (g *gbSide) gbSource(ch *model.Channel, dev *model.Device) media.Source {
+// gbSource returns the source of a channel reached over GB/T 28181: its
+// main stream, or its sub-stream.
+func (g *gbSide) gbSource(ch *model.Channel, dev *model.Device, sub bool) media.Source {
 	transport := ""
 	switch ch.Transport {
 	case model.TransportTCP:
@@ -107,7 +112,18 @@ func (g *gbSide) gbSource(ch *model.Channel, dev *model.Device) media.Source {
 	case model.TransportTCPActive:
 		transport = gbp.TransportTCPActive
 	}
+	if sub {
+		return g.p.SubStreamSource(dev.Code, ch.Code, transport)
+	}
 	return g.p.LiveSource(dev.Code, ch.Code, transport)
+}
+
+// SubStream implements api.GB.
+func (g *gbSide) SubStream(ctx context.Context, channelID int64) (int64, error) {
+	if _, _, err := g.target(ctx, channelID); err != nil {
+		return 0, err
+	}
+	return subStreamBase + channelID, nil
 }
 
 // playbackSource resolves a device-playback stream ID.

@@ -122,7 +122,15 @@ func TestGBLiveEveryTransportInHLSAndWHEP(t *testing.T) {
 			p.waitStatus(ch.ID, model.ChannelStatusOnline, "", 5*time.Second)
 		})
 	}
-	if st := s.Stats(); st.Invites < 3 {
+	// The sub-stream is another session, under its own stream ID.
+	var sub liveURLs
+	if st := p.call("POST", fmt.Sprintf("/api/v1/channels/%d/live?stream=sub", chs[0].ID), nil, &sub); st != 200 || !strings.Contains(sub.HLS, fmt.Sprintf("/live/%d/", subStreamBase+chs[0].ID)) {
+		t.Fatalf("sub-stream live: %d %+v", st, sub)
+	}
+	if res := readHLS(t, sub.HLS, 5*time.Second); res.frames < 20 {
+		t.Fatalf("sub-stream over HLS: %+v", res)
+	}
+	if st := s.Stats(); st.Invites < 4 {
 		t.Errorf("simulator answered %d INVITEs, want one per transport (one shared session each)", st.Invites)
 	}
 }

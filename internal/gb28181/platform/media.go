@@ -42,6 +42,7 @@ type Source struct {
 	channel   string
 	kind      string
 	transport string
+	sub       bool // the device's sub-stream (a=streamnumber:1)
 	start     time.Time
 	end       time.Time
 	speed     int
@@ -58,6 +59,16 @@ func (p *Platform) LiveSource(device, channel, transport string) *Source {
 		transport = p.cfg.Transport
 	}
 	return &Source{p: p, device: device, channel: channel, kind: kindLive, transport: transport}
+}
+
+// SubStreamSource is LiveSource for the device's sub-stream (the smaller
+// second encoding of most cameras, for video walls): the offer asks for it
+// with a=streamnumber:1 (GB/T 28181-2022 §F.3); devices without one send
+// their main stream.
+func (p *Platform) SubStreamSource(device, channel, transport string) *Source {
+	s := p.LiveSource(device, channel, transport)
+	s.sub = true
+	return s
 }
 
 // PlaybackSource returns a source that plays [start, end) of a channel's
@@ -133,6 +144,9 @@ func (s *Source) Run(ctx context.Context, ready func([]*media.Track) *media.Stre
 			speed = s.speed
 		}
 		offer = sdp.PlaybackOffer(p.cfg.ID, s.channel, ip, port, tcp, setup, ssrc, s.start, s.end, speed)
+	}
+	if s.sub {
+		offer.Media[0].Extra = append(offer.Media[0].Extra, sdp.Line{Type: "a", Value: "streamnumber:1"})
 	}
 	subject := s.channel + ":" + ssrc + "," + p.cfg.ID + ":0"
 	ictx, cancel := context.WithTimeout(ctx, p.cfg.InviteTimeout)

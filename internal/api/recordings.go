@@ -151,10 +151,29 @@ func (s *Server) getRecordings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return rangeError(err)
 	}
-	return writeJSON(w, http.StatusOK, struct {
+	out := struct {
 		ChannelID int64 `json:"channel_id"`
 		record.Timeline
-	}{id, tl})
+		// Device holds the device-side recordings (GB/T 28181 RecordInfo)
+		// when asked for with device=true; DeviceError says why they are
+		// missing when the device could not be asked.
+		Device      any    `json:"device,omitempty"`
+		DeviceError string `json:"device_error,omitempty"`
+	}{ChannelID: id, Timeline: tl}
+	if v := r.URL.Query().Get("device"); v == "true" || v == "1" {
+		if s.cfg.GB == nil {
+			out.DeviceError = errNoGB.Message
+		} else if recs, err := s.cfg.GB.DeviceRecordings(r.Context(), id, from, to); err != nil {
+			if ae := toAPIError(err); ae != nil {
+				out.DeviceError = ae.Message
+			} else {
+				return err
+			}
+		} else {
+			out.Device = map[string]any{"source": "device", "recordings": recs}
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // MaxPlaybackRange is the longest range one playback URL covers: the

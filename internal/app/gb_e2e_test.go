@@ -270,6 +270,22 @@ func TestGBDevicePlayback(t *testing.T) {
 	if st := p.call("GET", q, nil, &recs); st != 200 || recs.Source != "device" || !recs.Recordings.Complete || len(recs.Recordings.Items) < 2 {
 		t.Fatalf("device recordings: %d %+v", st, recs)
 	}
+	// The same timeline API as the platform's recordings, with the
+	// device's beside them.
+	var tl struct {
+		Recorded []any `json:"recorded"`
+		Device   struct {
+			Source     string `json:"source"`
+			Recordings struct {
+				Items []any `json:"items"`
+			} `json:"recordings"`
+		} `json:"device"`
+		DeviceError string `json:"device_error"`
+	}
+	q = fmt.Sprintf("/api/v1/channels/%d/recordings?start=%s&end=%s&device=true", ch.ID, start.Format(time.RFC3339), end.Format(time.RFC3339))
+	if st := p.call("GET", q, nil, &tl); st != 200 || tl.Device.Source != "device" || len(tl.Device.Recordings.Items) != len(recs.Recordings.Items) || tl.DeviceError != "" {
+		t.Fatalf("timeline with device recordings: %d %+v", st, tl)
+	}
 	from := recs.Recordings.Items[0].Start
 	var pb struct {
 		Stream int64  `json:"stream"`

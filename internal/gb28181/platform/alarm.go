@@ -14,6 +14,16 @@ import (
 // alarm stores a device's Alarm notify, answers it (GB/T 28181-2016
 // §9.4.2: a Response with Result OK after the 200 OK) and hands it on.
 func (p *Platform) alarm(device string, m *manscdp.Message) {
+	a, err := m.Alarm()
+	if err != nil {
+		p.log.Warn("bad alarm notify", "device", device, "err", err)
+		return
+	}
+	if p.seenAlarm(device, m.SN, a.DeviceID, a.AlarmTime) {
+		// A device with an alarm subscription sends each alarm twice:
+		// as a MESSAGE and as a NOTIFY of the subscription, same SN.
+		return
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 		defer cancel()
@@ -21,11 +31,7 @@ func (p *Platform) alarm(device string, m *manscdp.Message) {
 			p.log.Debug("answer an alarm", "device", device, "err", err)
 		}
 	}()
-	a, err := m.Alarm()
-	if err != nil {
-		p.log.Warn("bad alarm notify", "device", device, "err", err)
-		return
-	}
+
 	al := model.Alarm{
 		Source: "gb28181", DeviceCode: device, ChannelCode: a.DeviceID,
 		Priority: a.AlarmPriority, Method: a.AlarmMethod, Description: trimName(a.AlarmDescription),
@@ -52,6 +58,27 @@ func (p *Platform) alarm(device string, m *manscdp.Message) {
 	if p.cfg.OnAlarm != nil {
 		p.cfg.OnAlarm(al)
 	}
+}
+
+// seenAlarm reports whether this alarm arrived in the last minute, and
+// remembers it.
+func (p *Platform) seenAlarm(device string, sn int, channel, at string) bool {
+	k := device + "/" + strconv.Itoa(sn) + "/" + channel + "/" + at
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.alarmsSeen[k]; ok && now.Sub(t) < time.Minute {
+		return true
+	}
+	if len(p.alarmsSeen) > 10000 {
+		for k, t := range p.alarmsSeen {
+			if now.Sub(t) >= time.Minute {
+				delete(p.alarmsSeen, k)
+			}
+		}
+	}
+	p.alarmsSeen[k] = now
+	return false
 }
 
 // SubscribeAlarms asks a device to notify its alarms for expires seconds

@@ -164,14 +164,15 @@ type Platform struct {
 	queries chan string // devices to query after they registered
 	catalog chan *manscdp.Collection
 
-	mu        sync.Mutex
-	ids       map[string]int64     // device code -> device ID
-	known     map[string]bool      // device codes that may register (in the database)
-	divisions map[string]bool      // division codes in the database
-	missing   map[string]time.Time // codes found missing, and when
-	waiters   map[waitKey]chan *manscdp.Message
-	records   map[waitKey]chan *manscdp.Collection
-	sessions  map[string]*Source // playbacks by device/channel, for MediaStatus
+	mu         sync.Mutex
+	ids        map[string]int64     // device code -> device ID
+	known      map[string]bool      // device codes that may register (in the database)
+	divisions  map[string]bool      // division codes in the database
+	missing    map[string]time.Time // codes found missing, and when
+	alarmsSeen map[string]time.Time // recent alarms, against duplicates
+	waiters    map[waitKey]chan *manscdp.Message
+	records    map[waitKey]chan *manscdp.Collection
+	sessions   map[string]*Source // playbacks by device/channel, for MediaStatus
 }
 
 // New returns a Platform; Start starts it.
@@ -181,16 +182,17 @@ func New(cfg Config) (*Platform, error) {
 	}
 	p := &Platform{
 		cfg: cfg, log: cfg.Log.With("component", "gb28181"), st: cfg.Store,
-		asm:       manscdp.NewAssembler(manscdp.AssemblerOptions{}),
-		queries:   make(chan string, 1<<16),
-		catalog:   make(chan *manscdp.Collection, 1024),
-		ids:       map[string]int64{},
-		known:     map[string]bool{},
-		divisions: map[string]bool{},
-		missing:   map[string]time.Time{},
-		waiters:   map[waitKey]chan *manscdp.Message{},
-		records:   map[waitKey]chan *manscdp.Collection{},
-		sessions:  map[string]*Source{},
+		asm:        manscdp.NewAssembler(manscdp.AssemblerOptions{}),
+		queries:    make(chan string, 1<<16),
+		catalog:    make(chan *manscdp.Collection, 1024),
+		ids:        map[string]int64{},
+		known:      map[string]bool{},
+		divisions:  map[string]bool{},
+		missing:    map[string]time.Time{},
+		alarmsSeen: map[string]time.Time{},
+		waiters:    map[waitKey]chan *manscdp.Message{},
+		records:    map[waitKey]chan *manscdp.Collection{},
+		sessions:   map[string]*Source{},
 	}
 	p.events.init()
 	var err error
@@ -409,7 +411,32 @@ func (p *Platform) queryDevices() {
 				break
 			}
 		}
+		// Subscribe to catalog changes and alarms for as long as a
+		// registration lasts (devices register again within it, and the
+		// subscriptions are renewed then). Devices that do not support
+		// subscriptions notify anyway or not at all: nothing to do.
+		if err := p.subscribeCatalog(p.ctx, code, subscriptionExpires); err != nil {
+			p.log.Debug("catalog subscription refused", "device", code, "err", err)
+		}
+		if err := p.SubscribeAlarms(p.ctx, code, subscriptionExpires); err != nil {
+			p.log.Debug("alarm subscription refused", "device", code, "err", err)
+		}
 	}
+}
+
+// subscriptionExpires is the lifetime asked for catalog and alarm
+// subscriptions, the default registration lifetime.
+const subscriptionExpires = 3600
+
+// subscribeCatalog subscribes to a device's catalog changes (GB/T
+// 28181-2016 §9.11: SUBSCRIBE with a Catalog query, Event: Catalog).
+func (p *Platform) subscribeCatalog(ctx context.Context, device string, expires int) error {
+	body, err := manscdp.Marshal(manscdp.CatalogQuery(p.nextSN(), device), "GB2312")
+	if err != nil {
+		return err
+	}
+	_, err = p.sip.Subscribe(ctx, device, "Catalog", expires, body)
+	return err
 }
 
 // send marshals a query or control body and sends it in a MESSAGE.

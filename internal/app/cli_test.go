@@ -12,6 +12,8 @@ func TestCLI(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("log:\n  level: loud\nlive:\n  token_ttl: 48h\n"), 0o600)
+	badGB := filepath.Join(dir, "badgb.yaml")
+	os.WriteFile(badGB, []byte("gb28181:\n  enabled: true\n  id: \"123\"\n  password: x\n"), 0o600)
 	for _, tc := range []struct {
 		name        string
 		args        []string
@@ -28,6 +30,9 @@ func TestCLI(t *testing.T) {
 		{"missing config file", []string{"serve", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "no such file"},
 		{"bad flag", []string{"serve", "--htpp", "x"}, 1, "", "flag provided but not defined"},
 		{"sim needs a camera", []string{"sim", "--cameras", "0"}, 1, "", "--cameras must be at least 1"},
+		{"sim gb needs a password", []string{"sim", "gb"}, 1, "", "--password is required"},
+		{"sim gb checks its division", []string{"sim", "gb", "--password", "x", "--division", "44"}, 1, "", "DivisionCode \"44\" is not 8 digits"},
+		{"gb28181 config is checked", []string{"serve", "--config", badGB}, 1, "", "gb28181.id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -227,6 +227,7 @@ func TestGBControlAlarmsAndEvents(t *testing.T) {
 	var list struct {
 		Alarms []model.Alarm `json:"alarms"`
 	}
+	// The event comes after the alarm is stored.
 	if st := p.call("GET", fmt.Sprintf("/api/v1/alarms?channel_id=%d", ch.ID), nil, &list); st != 200 || len(list.Alarms) != 1 {
 		t.Errorf("alarm list: %d %+v", st, list)
 	}
@@ -311,5 +312,96 @@ func TestGBDevicePlayback(t *testing.T) {
 	}
 	if st := p.call("POST", fmt.Sprintf("/api/v1/device-playback/%d", pb.Stream), map[string]any{"action": "seek", "offset": 9999}, nil); st != 400 {
 		t.Errorf("seek out of range: %d", st)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestSimGBCommand runs `xueliang sim gb` against a platform and drives
+// it through its control API.
+func TestSimGBCommand(t *testing.T) {
+	p := startPlatform(t, nil, func(c *config.Config) {
+		c.GB.Enabled = true
+		c.GB.SIPAddr = "127.0.0.1:0"
+		c.GB.SIPHost = "127.0.0.1"
+		c.GB.Password = gbTestPassword
+		c.GB.AllowUnknown = true
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- cmdSimGB(ctx, []string{"--server", p.app.GB().SIPAddr(), "--password", gbTestPassword,
+			"--devices", "2", "--channels", "3", "--division", "44182110", "--civil-code", "441821101",
+			"--keepalive", "1s", "--control", "127.0.0.1:0"}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sim gb: %v", err)
+		}
+	}()
+	chs := p.gbChannels(6)
+	var ctl string
+	for deadline := time.Now().Add(5 * time.Second); ctl == ""; {
+		for _, line := range strings.Split(out.String(), "\n") {
+			if a, ok := strings.CutPrefix(line, "control API at "); ok {
+				ctl = strings.TrimSuffix(a, "/devices")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no control API address in %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := http.Get(ctl + "/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []devsim.DeviceState
+	json.NewDecoder(res.Body).Decode(&devs)
+	res.Body.Close()
+	if len(devs) != 2 || !devs[0].Online || len(devs[0].Channels) != 3 {
+		t.Fatalf("GET /devices: %+v", devs)
+	}
+	// An alarm raised on command reaches the platform.
+	res, err = http.Post(ctl+"/channels/"+chs[0].Code+"/alarm", "application/json",
+		strings.NewReader(`{"priority":1,"method":5,"type":6,"description":"区域入侵"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("POST alarm: %d", res.StatusCode)
+	}
+	// The SIP 200 OK precedes the platform's handling: poll.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var list struct {
+			Alarms []model.Alarm `json:"alarms"`
+		}
+		st := p.call("GET", "/api/v1/alarms", nil, &list)
+		if st == 200 && len(list.Alarms) == 1 && list.Alarms[0].ChannelCode == chs[0].Code {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alarms: %d %+v", st, list)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -48,6 +48,7 @@ type Reorder struct {
 	next    uint16 // sequence number to emit next
 	badSeq  uint32 // RFC 3550 A.1 probation: expected seq of a confirming packet, or >0xFFFF
 	slots   []slot
+	pending int // slots in slotPending: timeout has nothing to do at 0
 	out     []*rtp.Packet
 	stats   ReorderStats
 }
@@ -132,6 +133,7 @@ func (r *Reorder) Push(pkt *rtp.Packet, now time.Time) []*rtp.Packet {
 		d--
 	}
 	*s = slot{state: slotPending, seq: seq, at: now, pkt: pkt}
+	r.pending++
 	r.drain()
 	return r.timeout(now)
 }
@@ -156,12 +158,14 @@ func (r *Reorder) restart(ssrc uint32, seq uint16) {
 		}
 	}
 	clear(r.slots)
+	r.pending = 0
 	r.started, r.ssrc, r.next, r.badSeq = true, ssrc, seq, 1<<16
 }
 
 // timeout skips a gap whose first following packet has waited too long.
+// In order, nothing waits: it returns at once (the common case per packet).
 func (r *Reorder) timeout(now time.Time) []*rtp.Packet {
-	if !r.started {
+	if !r.started || r.pending == 0 {
 		return r.out
 	}
 	for k := 1; k < r.window; k++ {
@@ -207,5 +211,6 @@ func (r *Reorder) drain() {
 func (r *Reorder) emit(s *slot) {
 	r.out = append(r.out, s.pkt)
 	r.stats.Emitted++
+	r.pending--
 	s.state, s.pkt = slotDone, nil
 }

@@ -46,10 +46,11 @@ func TestBrowserPlaysLive(t *testing.T) {
 	if shots != "" {
 		shots, _ = filepath.Abs(filepath.Join(root, shots))
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	// Live first; then playback of what the demo recorded meanwhile.
-	for _, script := range []string{script, filepath.Join(root, "tests/browser/playback.mjs")} {
+	// Live first; then playback of what the demo recorded meanwhile; then a
+	// GB/T 28181 channel live and from its device's recordings.
+	for _, script := range []string{script, filepath.Join(root, "tests/browser/playback.mjs"), filepath.Join(root, "tests/browser/gb.mjs")} {
 		args := []string{script, d.App.URL()}
 		if shots != "" {
 			args = append(args, shots)

@@ -14,6 +14,11 @@ const I18N = {
     recorded: '当日录像 {h} 小时 {m} 分 {s} 秒', norec: '当日无录像', pbat: '回放 {t}',
     exporting: '导出 #{id}：{p}%', exported: '导出 #{id} 完成', exportfailed: '导出 #{id} 失败：{msg}',
     pickrec: '点击时间轴上的录像段开始回放',
+    device_offline: '设备离线', catalog_off: '设备报告通道关闭', video_lost: '视频丢失', device_defect: '设备故障',
+    removed_from_catalog: '设备目录已删除该通道', no_packets: '未收到媒体流', wrong_ssrc: '媒体流 SSRC 不符',
+    not_ps: '媒体流不是 PS 封装', no_tcp_connection: '设备未建立 TCP 连接', invite_refused: '设备拒绝点播',
+    invite_timeout: '设备点播无应答', bad_sdp_answer: '设备 SDP 应答无效',
+    devrec: '设备录像 {n} 段（浅色）', devpb: '正在回放设备录像', nodevrec: '设备无录像：{msg}',
   },
   en: {
     title: 'Xueliang · video platform', search: 'Search name or code', name: 'Name', division: 'Division', status: 'Status',
@@ -27,6 +32,11 @@ const I18N = {
     recorded: 'Recorded this day: {h} h {m} min {s} s', norec: 'Nothing recorded this day', pbat: 'Playback {t}',
     exporting: 'Export #{id}: {p}%', exported: 'Export #{id} done', exportfailed: 'Export #{id} failed: {msg}',
     pickrec: 'Click a recorded span of the timeline to play it',
+    device_offline: 'device offline', catalog_off: 'channel off (device catalog)', video_lost: 'video lost', device_defect: 'device fault',
+    removed_from_catalog: 'removed from the device catalog', no_packets: 'no media received', wrong_ssrc: 'media SSRC mismatch',
+    not_ps: 'media is not MPEG-PS', no_tcp_connection: 'device did not connect (TCP)', invite_refused: 'device refused the stream',
+    invite_timeout: 'device did not answer', bad_sdp_answer: 'invalid SDP answer',
+    devrec: 'Device recordings: {n} spans (light)', devpb: 'Playing the device\'s recording', nodevrec: 'No device recordings: {msg}',
   },
 };
 let lang = localStorage.getItem('xl.lang') || 'zh-CN';
@@ -128,6 +138,7 @@ function playHLS(url) {
     hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2, manifestLoadingMaxRetry: 6 });
     hls.on(Hls.Events.ERROR, (_, d) => {
       if (!d.fatal) return;
+      if (pb && pb.device) { setState('failed', { msg: d.details }); return; }
       setState('retrying');
       const id = current && current.id;
       setTimeout(() => { if (current && current.id === id) play(id, 'hls'); }, 2000);
@@ -203,24 +214,33 @@ async function pick(id) {
   setState('pickrec');
 }
 
+// isGB: a GB/T 28181 channel, whose device keeps recordings of its own.
+const isGB = (c) => c && !c.source_url && c.device_id;
+
 async function loadTimeline() {
   if (!current) return;
-  const from = day, to = new Date(day.getTime() + 86400e3);
-  tl = await api('GET', `/api/v1/channels/${current.id}/recordings?start=${from.toISOString()}&end=${to.toISOString()}`);
+  const from = day, to = new Date(Math.min(day.getTime() + 86400e3, Date.now()));
+  const dev = isGB(current) ? '&device=true' : '';
+  tl = await api('GET', `/api/v1/channels/${current.id}/recordings?start=${from.toISOString()}&end=${to.toISOString()}${dev}`);
   drawTimeline();
 }
+
+// deviceSpans are the device-side recordings of the timeline, if any.
+const deviceSpans = () => (tl && tl.device && tl.device.recordings && tl.device.recordings.items) || [];
 
 function drawTimeline() {
   const el = $('#timeline');
   const spans = el.querySelector('.spans');
   const frac = (t) => Math.min(1, Math.max(0, (new Date(t) - day) / 86400e3));
-  spans.replaceChildren(...((tl && tl.recorded) || []).map((iv) => {
+  const span = (iv, cls) => {
     const d = document.createElement('div');
+    if (cls) d.className = cls;
     d.style.left = (frac(iv.start) * 100) + '%';
     d.style.width = Math.max(0.15, (frac(iv.end) - frac(iv.start)) * 100) + '%';
     d.title = `${fmtTime(new Date(iv.start))} – ${fmtTime(new Date(iv.end))}`;
     return d;
-  }));
+  };
+  spans.replaceChildren(...deviceSpans().map((iv) => span(iv, 'dev')), ...((tl && tl.recorded) || []).map((iv) => span(iv)));
   const ticks = el.querySelector('.ticks');
   if (!ticks.childElementCount) {
     for (let h = 0; h <= 24; h += 2) {
@@ -230,7 +250,10 @@ function drawTimeline() {
     }
   }
   const secs = (tl && tl.recorded_seconds) || 0;
-  $('#pb-info').textContent = secs ? t('recorded', { h: Math.floor(secs / 3600), m: Math.floor(secs % 3600 / 60), s: Math.floor(secs % 60) }) : t('norec');
+  let info = secs ? t('recorded', { h: Math.floor(secs / 3600), m: Math.floor(secs % 3600 / 60), s: Math.floor(secs % 60) }) : t('norec');
+  if (deviceSpans().length) info += ' · ' + t('devrec', { n: deviceSpans().length });
+  else if (tl && tl.device_error) info += ' · ' + t('nodevrec', { msg: tl.device_error });
+  $('#pb-info').textContent = info;
   const sel = el.querySelector('.sel');
   if (pb) {
     sel.style.display = 'block';
@@ -276,16 +299,44 @@ async function playback(id, start, end) {
   }
 }
 
+// devicePlayback plays [start, end) from the device's own recordings
+// (GB/T 28181 Playback), served like a live stream.
+async function devicePlayback(id, start, end) {
+  stop();
+  pb = { start: new Date(start), end: new Date(end), device: true };
+  drawTimeline();
+  setState('requesting');
+  try {
+    const r = await api('POST', `/api/v1/channels/${id}/device-playback`, { start: pb.start.toISOString(), end: pb.end.toISOString() });
+    pb.stream = r.stream;
+    playHLS(r.hls);
+    setState('devpb');
+    return r;
+  } catch (e) {
+    setState('failed', { msg: e.message });
+    throw e;
+  }
+}
+
 $('#timeline').addEventListener('click', (ev) => {
   if (!current) return;
   const r = ev.currentTarget.getBoundingClientRect();
-  let at = new Date(day.getTime() + (ev.clientX - r.left) / r.width * 86400e3);
-  // Snap to the recorded span that holds the click, or the next one.
-  const ivs = (tl && tl.recorded) || [];
-  const iv = ivs.find((x) => new Date(x.end) > at);
-  if (!iv) return;
-  if (new Date(iv.start) > at) at = new Date(iv.start);
+  const clicked = new Date(day.getTime() + (ev.clientX - r.left) / r.width * 86400e3);
   const len = Number($('#pb-len').value) * 1000;
+  // The platform's recording that holds the click (or the next one);
+  // else, for a GB/T 28181 channel, the device's own.
+  const holds = (x) => new Date(x.start) <= clicked && new Date(x.end) > clicked;
+  const own = (tl && tl.recorded) || [];
+  const dev = deviceSpans().find(holds);
+  let iv = own.find(holds);
+  if (!iv && dev) {
+    const end = new Date(Math.min(clicked.getTime() + len, new Date(dev.end).getTime()));
+    devicePlayback(current.id, clicked, end).catch(() => {});
+    return;
+  }
+  iv = iv || own.find((x) => new Date(x.end) > clicked);
+  if (!iv) return;
+  const at = new Date(Math.max(clicked.getTime(), new Date(iv.start).getTime()));
   const end = new Date(Math.min(at.getTime() + len, Date.now()));
   if (end > at) playback(current.id, at, end);
 });
@@ -335,6 +386,12 @@ $('#pb-export').addEventListener('click', () => exportRange().catch((e) => setSt
 // playlist's program dates, or, for the MP4 (which starts at the asked
 // start), from its start and currentTime (exact up to the first gap).
 function playingDate() {
+  if (pb && pb.device) {
+    // Device playback is served like live video: the first frame shown
+    // is the asked start.
+    if (pb.base === undefined) { if (video.currentTime > 0) pb.base = video.currentTime; else return null; }
+    return new Date(pb.start.getTime() + (video.currentTime - pb.base) * 1000);
+  }
   if (hls && hls.playingDate) return hls.playingDate;
   if (pb && pb.mp4 && video.currentTime > 0) return new Date(pb.start.getTime() + video.currentTime * 1000);
   return null;
@@ -353,7 +410,7 @@ setInterval(() => {
   }
 }, 250);
 
-window.xl = { play, load, framesDecoded, channels: () => channels, setMode, pick, playback, exportRange, timeline: () => tl, playingDate };
+window.xl = { play, load, framesDecoded, channels: () => channels, setMode, pick, playback, devicePlayback, exportRange, timeline: () => tl, playingDate };
 
 applyLang();
 load().catch((e) => setState('failed', { msg: e.message }));

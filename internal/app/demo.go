@@ -12,6 +12,7 @@ import (
 
 	"github.com/xueliang/xueliang/internal/config"
 	"github.com/xueliang/xueliang/internal/gb28181/devsim"
+	"github.com/xueliang/xueliang/internal/gb28181/sipserver"
 	"github.com/xueliang/xueliang/internal/model"
 	"github.com/xueliang/xueliang/internal/sim"
 	"github.com/xueliang/xueliang/internal/store"
@@ -215,9 +216,21 @@ func (d *Demo) PrintBanner(w io.Writer) {
     SIP server ID        %s
     SIP domain           %s
     password             %s
-`, len(d.GB), DemoNVRChannels, p.SIPAddr(), p.ID(), p.Realm(), d.App.cfg.GB.Password)
+`, len(d.GB), DemoNVRChannels, reachableAddr(p.SIPAddr()), p.ID(), p.Realm(), d.App.cfg.GB.Password)
 	}
 	fmt.Fprintln(w)
+}
+
+// reachableAddr names a listening address the way a device on the network
+// must dial it: an unspecified IP (0.0.0.0) becomes the machine's LAN IP.
+func reachableAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsUnspecified() {
+		if lan := sipserver.LocalIP(""); lan != "" {
+			return net.JoinHostPort(lan, port)
+		}
+	}
+	return addr
 }
 
 // demoProbeInterval keeps the demo's camera list fresh.

@@ -21,8 +21,10 @@ func (p *Platform) writeCatalogs() {
 		select {
 		case <-p.ctx.Done():
 			return
-		case c := <-p.catalog:
-			p.storeCatalog(c)
+		case <-p.catalog.signal:
+			for _, c := range p.catalog.drain() {
+				p.storeCatalog(c)
+			}
 		case <-tick.C:
 			for _, c := range p.asm.Expire(p.cfg.CatalogTimeout) {
 				if c.CmdType == manscdp.CmdCatalog {

@@ -161,8 +161,8 @@ type Platform struct {
 	wg     sync.WaitGroup
 
 	events  queue[sipserver.Event]
-	queries chan string // devices to query after they registered
-	catalog chan *manscdp.Collection
+	queries chan string                // devices to query after they registered
+	catalog queue[*manscdp.Collection] // finished catalogs to store
 
 	mu         sync.Mutex
 	ids        map[string]int64     // device code -> device ID
@@ -184,7 +184,6 @@ func New(cfg Config) (*Platform, error) {
 		cfg: cfg, log: cfg.Log.With("component", "gb28181"), st: cfg.Store,
 		asm:        manscdp.NewAssembler(manscdp.AssemblerOptions{}),
 		queries:    make(chan string, 1<<16),
-		catalog:    make(chan *manscdp.Collection, 1024),
 		ids:        map[string]int64{},
 		known:      map[string]bool{},
 		divisions:  map[string]bool{},
@@ -195,6 +194,7 @@ func New(cfg Config) (*Platform, error) {
 		sessions:   map[string]*Source{},
 	}
 	p.events.init()
+	p.catalog.init()
 	var err error
 	if p.ports, err = rtprecv.NewPortPool(cfg.RTPPortMin, cfg.RTPPortMax); err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
@@ -527,11 +527,7 @@ func (p *Platform) collected(c *manscdp.Collection) {
 		}
 		return
 	}
-	select {
-	case p.catalog <- c:
-	default:
-		p.log.Warn("catalog queue full; catalog dropped (it is read again at the next registration)", "device", c.DeviceID)
-	}
+	p.catalog.push(c)
 }
 
 // deviceInfo stores what a device says it is.

@@ -172,6 +172,7 @@ var routes = []route{
 	{"GET", "/api/v1/channels/{id}/presets", ActionRead, (*Server).getPresets},
 	{"POST", "/api/v1/channels/{id}/control", ActionPTZ, (*Server).postChannelControl},
 	{"POST", "/api/v1/devices/{id}/control", ActionManageDevices, (*Server).postDeviceControl},
+	{"GET", "/api/v1/devices/{id}/config", ActionRead, (*Server).getDeviceConfig},
 	{"GET", "/api/v1/channels/{id}/device-recordings", ActionPlayback, (*Server).getDeviceRecordings},
 	{"POST", "/api/v1/channels/{id}/device-playback", ActionPlayback, (*Server).createDevicePlayback},
 	// {stream} is not a channel: the handler authorizes its channel.

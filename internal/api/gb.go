@@ -29,6 +29,8 @@ type GB interface {
 	ChannelCommand(ctx context.Context, channelID int64, command string) error
 	// DeviceCommand: reboot, catalog (read the catalog again), status.
 	DeviceCommand(ctx context.Context, deviceID int64, command string) error
+	// DeviceConfig asks a device for its basic configuration.
+	DeviceConfig(ctx context.Context, deviceID int64) (any, error)
 	// DeviceRecordings asks the device which recordings it holds.
 	DeviceRecordings(ctx context.Context, channelID int64, from, to time.Time) (any, error)
 	// StartDevicePlayback opens a playback of the device's own recordings
@@ -164,6 +166,18 @@ func (s *Server) postDeviceControl(w http.ResponseWriter, r *http.Request) error
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func (s *Server) getDeviceConfig(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.GB == nil {
+		return errNoGB
+	}
+	id, _ := pathID(r)
+	c, err := s.cfg.GB.DeviceConfig(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, c)
 }
 
 func (s *Server) getDeviceRecordings(w http.ResponseWriter, r *http.Request) error {

@@ -194,7 +194,7 @@ func gbError(err error) error {
 		return &api.Error{Status: http.StatusBadRequest, Code: "invalid", Message: strings.TrimPrefix(err.Error(), "platform: bad command: ")}
 	case errors.Is(err, gbp.ErrNotPlaying):
 		return &api.Error{Status: http.StatusConflict, Code: "not_playing", Message: "the playback is not running (it starts with its first viewer and stops after the last one leaves)"}
-	case errors.As(err, &se):
+	case errors.As(err, &se), errors.Is(err, gbp.ErrRefused):
 		return &api.Error{Status: http.StatusBadGateway, Code: "device_refused", Message: err.Error()}
 	case errors.Is(err, sipserver.ErrNoAnswer), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &api.Error{Status: http.StatusGatewayTimeout, Code: "device_timeout", Message: "the device did not answer in time: " + err.Error()}
@@ -258,6 +258,22 @@ func (g *gbSide) DeviceCommand(ctx context.Context, deviceID int64, command stri
 		return gbError(g.p.Refresh(ctx, dev.Code, command))
 	}
 	return &api.Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("command must be reboot, catalog or status, got %q", command)}
+}
+
+// DeviceConfig implements api.GB.
+func (g *gbSide) DeviceConfig(ctx context.Context, deviceID int64) (any, error) {
+	dev, err := g.a.store.GetDevice(ctx, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	if dev.Kind == model.DeviceKindRTSP {
+		return nil, &api.Error{Status: http.StatusBadRequest, Code: "not_gb28181", Message: "device " + dev.Name + " is an RTSP device"}
+	}
+	c, err := g.p.Config(ctx, dev.Code)
+	if err != nil {
+		return nil, gbError(err)
+	}
+	return c, nil
 }
 
 // DeviceRecordings implements api.GB.

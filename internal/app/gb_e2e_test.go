@@ -210,6 +210,13 @@ func TestGBControlAlarmsAndEvents(t *testing.T) {
 		t.Fatalf("controls at the device: %+v", got)
 	}
 
+	var cfg struct {
+		HeartBeatInterval int `json:"heartbeat_interval"`
+	}
+	if st := p.call("GET", fmt.Sprintf("/api/v1/devices/%d/config", ch.DeviceID), nil, &cfg); st != 200 || cfg.HeartBeatInterval != 1 {
+		t.Errorf("device config: %d %+v", st, cfg)
+	}
+
 	// An alarm reaches the event stream and the alarm list.
 	start := time.Now()
 	if err := s.RaiseAlarm(ch.Code, devsim.Alarm{Priority: 2, Method: 5, Type: 2, Description: "移动侦测"}); err != nil {

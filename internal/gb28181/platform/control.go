@@ -15,8 +15,13 @@ import (
 // Control commands of GB/T 28181-2016 §9.3 (DeviceControl), sent to a
 // channel through its device.
 
-// ErrBadCommand means a control request was malformed.
-var ErrBadCommand = errors.New("platform: bad command")
+// Errors of control commands and queries.
+var (
+	// ErrBadCommand means a control request was malformed.
+	ErrBadCommand = errors.New("platform: bad command")
+	// ErrRefused means the device answered with a Result other than OK.
+	ErrRefused = errors.New("platform: the device refused")
+)
 
 // PTZ moves a channel's camera: pan -1 left / +1 right, tilt -1 down / +1
 // up, zoom -1 out / +1 in, speeds 0–255 (zoom 0–15); all directions 0
@@ -101,7 +106,7 @@ func (p *Platform) Command(ctx context.Context, device, channel, cmd string) err
 		return err
 	}
 	if r, ok := m.Text("Result"); ok && r != "" && r != manscdp.StatusOK {
-		return fmt.Errorf("platform: device %s refused %s: Result %s", device, cmd, r)
+		return fmt.Errorf("%w %s: device %s answered Result %s", ErrRefused, cmd, device, r)
 	}
 	return nil
 }
@@ -200,4 +205,45 @@ func (p *Platform) Recordings(ctx context.Context, device, channel string, start
 	}
 	sort.Slice(out.Items, func(i, j int) bool { return out.Items[i].Start.Before(out.Items[j].Start) })
 	return out, nil
+}
+
+// BasicParam is a device's basic configuration (ConfigDownload
+// BasicParam, GB/T 28181-2016 A.2.6.9).
+type BasicParam struct {
+	Name              string `json:"name"`
+	DeviceID          string `json:"device_id"`
+	SIPServerID       string `json:"sip_server_id"`
+	SIPServerIP       string `json:"sip_server_ip"`
+	SIPServerPort     int    `json:"sip_server_port"`
+	DomainName        string `json:"domain_name"`
+	Expiration        int    `json:"expiration"`         // registration lifetime, s
+	HeartBeatInterval int    `json:"heartbeat_interval"` // keepalive period, s
+	HeartBeatCount    int    `json:"heartbeat_count"`    // missed keepalives before offline
+}
+
+// Config asks a device for its basic configuration.
+func (p *Platform) Config(ctx context.Context, device string) (BasicParam, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	sn := p.nextSN()
+	m, err := p.ask(ctx, device, "", sn, manscdp.ConfigDownloadQuery(sn, device))
+	if err != nil {
+		return BasicParam{}, err
+	}
+	if r, ok := m.Text("Result"); ok && r != "" && r != manscdp.StatusOK {
+		return BasicParam{}, fmt.Errorf("%w ConfigDownload: device %s answered Result %s", ErrRefused, device, r)
+	}
+	str := func(name string) string { v, _ := m.Text("BasicParam/" + name); return trimName(v) }
+	num := func(name string) int { n, _ := strconv.Atoi(str(name)); return n }
+	if _, ok := m.Text("BasicParam"); !ok {
+		return BasicParam{}, fmt.Errorf("%w ConfigDownload: device %s answered without BasicParam", ErrRefused, device)
+	}
+	return BasicParam{
+		Name: str("Name"), DeviceID: str("DeviceID"), SIPServerID: str("SIPServerID"), SIPServerIP: str("SIPServerIP"),
+		SIPServerPort: num("SIPServerPort"), DomainName: str("DomainName"), Expiration: num("Expiration"),
+		HeartBeatInterval: num("HeartBeatInterval"), HeartBeatCount: num("HeartBeatCount"),
+	}, nil
 }

@@ -386,6 +386,10 @@ func TestControlAndAlarms(t *testing.T) {
 	if err != nil || len(presets) == 0 {
 		t.Errorf("presets %v, %v", presets, err)
 	}
+	bp, err := p.Config(ctx, dev)
+	if err != nil || bp.HeartBeatInterval != 1 || bp.HeartBeatCount != 3 || bp.SIPServerID != testID || bp.Expiration == 0 {
+		t.Errorf("config %+v, %v", bp, err)
+	}
 	if err := p.Preset(ctx, dev, ch, "jump", 1); !errors.Is(err, ErrBadCommand) {
 		t.Errorf("bad preset action: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xueliang/xueliang/internal/gb28181/devsim"
+	"github.com/xueliang/xueliang/internal/gb28181/manscdp"
 	"github.com/xueliang/xueliang/internal/gb28181/rtprecv"
 	"github.com/xueliang/xueliang/internal/media"
 	"github.com/xueliang/xueliang/internal/model"
@@ -447,4 +449,54 @@ func TestDeviceRecordings(t *testing.T) {
 	if _, err := readUnits(t, src, 10, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRealWorldBodies feeds bodies shaped like real devices' (the
+// manscdp testdata: GB2312, split catalogs, quirks) through the platform
+// as if a registered device had sent them.
+func TestRealWorldBodies(t *testing.T) {
+	p := startPlatform(t, nil)
+	const nvr = "44182100001180000001"
+	if _, err := p.st.SaveDeviceStates(t.Context(), []store.DeviceState{{Code: nvr, Online: true, Registered: true}}); err != nil {
+		t.Fatal(err)
+	}
+	feed := func(name string) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("..", "manscdp", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := manscdp.Parse(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p.onMessage(nvr, m)
+	}
+	feed("catalog_nvr_2.xml") // the second half first
+	feed("catalog_nvr_1.xml")
+	var chs []model.Channel
+	eventually(t, 5*time.Second, "the catalog's 4 channels stored", func() bool {
+		chs, _ = p.st.ListChannels(t.Context(), store.ChannelFilter{})
+		return len(chs) == 4
+	})
+	for _, c := range chs {
+		if c.DivisionCode != "441821" || c.Name == "" || c.Name == c.Code {
+			t.Errorf("channel %+v", c)
+		}
+	}
+	feed("catalog_notify_del.xml")
+	eventually(t, 5*time.Second, "the DEL event applied", func() bool {
+		c, err := p.st.GetChannelByCode(t.Context(), "44182100001310000004")
+		return err == nil && c.CatalogStatus == "DEL"
+	})
+	feed("deviceinfo.xml")
+	eventually(t, 5*time.Second, "device info stored", func() bool {
+		d, err := p.st.GetDeviceByCode(t.Context(), nvr)
+		return err == nil && d.Manufacturer == "Hikvision"
+	})
+	feed("alarm_notify.xml")
+	eventually(t, 5*time.Second, "alarm stored", func() bool {
+		a, _ := p.st.ListAlarms(t.Context(), store.AlarmFilter{})
+		return len(a) == 1 && a[0].Priority > 0 && !a[0].OccurredAt.IsZero()
+	})
 }

@@ -133,24 +133,16 @@ func (s *Server) getPresets(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) postChannelControl(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
-	id, _ := pathID(r)
-	var in struct {
-		Command string `json:"command"`
-	}
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	if err := s.cfg.GB.ChannelCommand(r.Context(), id, in.Command); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.command(w, r, func(gb GB, id int64, cmd string) error { return gb.ChannelCommand(r.Context(), id, cmd) })
 }
 
 func (s *Server) postDeviceControl(w http.ResponseWriter, r *http.Request) error {
+	return s.command(w, r, func(gb GB, id int64, cmd string) error { return gb.DeviceCommand(r.Context(), id, cmd) })
+}
+
+// command serves {"command": "..."} to a channel or device: 204 when do
+// succeeds.
+func (s *Server) command(w http.ResponseWriter, r *http.Request, do func(gb GB, id int64, cmd string) error) error {
 	if s.cfg.GB == nil {
 		return errNoGB
 	}
@@ -161,7 +153,7 @@ func (s *Server) postDeviceControl(w http.ResponseWriter, r *http.Request) error
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	if err := s.cfg.GB.DeviceCommand(r.Context(), id, in.Command); err != nil {
+	if err := do(s.cfg.GB, id, in.Command); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -210,6 +210,37 @@ func readHLS(t *testing.T, uri string, d time.Duration) hlsResult {
 	return res
 }
 
+// readWHEP counts the video RTP packets of a WHEP session for d, in the
+// background: *packets is final once done delivers (nil or the error).
+func readWHEP(t *testing.T, url string, d time.Duration) (packets *int, done <-chan error) {
+	n, errc := new(int), make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), d+15*time.Second)
+		defer cancel()
+		cs, err := whep.Dial(ctx, url)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer cs.Close()
+		end := time.After(d)
+		for {
+			select {
+			case _, ok := <-cs.VideoPackets():
+				if !ok {
+					errc <- nil
+					return
+				}
+				*n++
+			case <-end:
+				errc <- nil
+				return
+			}
+		}
+	}()
+	return n, errc
+}
+
 func TestLiveHLSAndWHEPShareOneUpstreamSession(t *testing.T) {
 	p := startPlatform(t, []sim.Camera{{Path: "cam/1", Clip: "street", Audio: sim.AudioAAC}}, nil)
 	id := p.addChannel(p.camURL("cam/1"))
@@ -218,44 +249,17 @@ func TestLiveHLSAndWHEPShareOneUpstreamSession(t *testing.T) {
 		t.Fatalf("live URLs: %+v", l)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	var packets int
-	var whepErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		cs, err := whep.Dial(ctx, l.WHEP)
-		if err != nil {
-			whepErr = err
-			return
-		}
-		defer cs.Close()
-		end := time.After(5 * time.Second)
-		for {
-			select {
-			case _, ok := <-cs.VideoPackets():
-				if !ok {
-					return
-				}
-				packets++
-			case <-end:
-				return
-			}
-		}
-	}()
+	packets, whepDone := readWHEP(t, l.WHEP, 5*time.Second)
 	res := readHLS(t, l.HLS, 5*time.Second)
-	wg.Wait()
-	if whepErr != nil {
-		t.Fatalf("WHEP: %v", whepErr)
+	if err := <-whepDone; err != nil {
+		t.Fatalf("WHEP: %v", err)
 	}
-	t.Logf("HLS: %d frames, %d keyframes, first after %s; WHEP: %d video RTP packets", res.frames, res.keys, res.firstAfter, packets)
+	t.Logf("HLS: %d frames, %d keyframes, first after %s; WHEP: %d video RTP packets", res.frames, res.keys, res.firstAfter, *packets)
 	if res.frames < 30 || res.keys < 1 || !res.monotonic {
 		t.Fatalf("HLS: %+v, want >= 30 frames with monotonic PTS and a keyframe", res)
 	}
-	if packets < 30 {
-		t.Fatalf("WHEP: %d video packets in 5 s", packets)
+	if *packets < 30 {
+		t.Fatalf("WHEP: %d video packets in 5 s", *packets)
 	}
 	if st := p.sim.Stats("cam/1"); st.TotalSessions != 1 {
 		t.Fatalf("simulator saw %d sessions for two viewers, want 1 shared upstream session", st.TotalSessions)

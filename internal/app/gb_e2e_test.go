@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/xueliang/xueliang/internal/config"
-	"github.com/xueliang/xueliang/internal/egress/whep"
 	"github.com/xueliang/xueliang/internal/gb28181/devsim"
 	"github.com/xueliang/xueliang/internal/model"
 )
@@ -83,41 +82,14 @@ func TestGBLiveEveryTransportInHLSAndWHEP(t *testing.T) {
 				t.Fatalf("PATCH transport: %d", st)
 			}
 			l := p.live(ch.ID)
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			var wg sync.WaitGroup
-			var packets int
-			var whepErr error
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cs, err := whep.Dial(ctx, l.WHEP)
-				if err != nil {
-					whepErr = err
-					return
-				}
-				defer cs.Close()
-				end := time.After(6 * time.Second)
-				for {
-					select {
-					case _, ok := <-cs.VideoPackets():
-						if !ok {
-							return
-						}
-						packets++
-					case <-end:
-						return
-					}
-				}
-			}()
+			packets, whepDone := readWHEP(t, l.WHEP, 6*time.Second)
 			res := readHLS(t, l.HLS, 6*time.Second)
-			wg.Wait()
-			if whepErr != nil {
-				t.Fatalf("WHEP: %v", whepErr)
+			if err := <-whepDone; err != nil {
+				t.Fatalf("WHEP: %v", err)
 			}
-			t.Logf("%s: HLS %d frames, %d keyframes, first after %s; WHEP %d video RTP packets", tr, res.frames, res.keys, res.firstAfter, packets)
-			if res.frames < 25 || res.keys < 1 || !res.monotonic || packets < 25 {
-				t.Fatalf("HLS %+v, WHEP %d packets", res, packets)
+			t.Logf("%s: HLS %d frames, %d keyframes, first after %s; WHEP %d video RTP packets", tr, res.frames, res.keys, res.firstAfter, *packets)
+			if res.frames < 25 || res.keys < 1 || !res.monotonic || *packets < 25 {
+				t.Fatalf("HLS %+v, WHEP %d packets", res, *packets)
 			}
 			p.waitStatus(ch.ID, model.ChannelStatusOnline, "", 5*time.Second)
 		})

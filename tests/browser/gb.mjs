@@ -3,29 +3,14 @@
 // Playback) picked on the timeline. Usage:
 //   node gb.mjs BASE_URL [SCREENSHOT_DIR]
 // Exit code 0 on success; failures print what went wrong.
-import { chromium } from 'playwright-core';
+import { args, launch, failures, open } from './lib.mjs';
 
-const base = process.argv[2];
-const shots = process.argv[3];
-if (!base) {
-  console.error('usage: node gb.mjs BASE_URL [SCREENSHOT_DIR]');
-  process.exit(2);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic',
-  ],
-});
-let failed = false;
-const fail = (msg) => { console.error('FAIL:', msg); failed = true; };
+const { base, shots } = args('gb.mjs');
+const browser = await launch();
+const { fail, done } = failures();
 
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('console', (m) => { if (m.type() === 'error') console.error('page console:', m.text()); });
-  await page.goto(base + '/');
+  const page = await open(browser, base, { width: 1280, height: 800 });
   // The simulated NVRs register by themselves; their cameras appear.
   await page.waitForFunction(() => window.xl.channels().some((c) => !c.source_url && c.device_id), null, { timeout: 20000 });
   const ch = await page.evaluate(() => window.xl.channels().find((c) => !c.source_url && c.device_id));
@@ -63,5 +48,4 @@ try {
 } finally {
   await browser.close();
 }
-if (failed) process.exit(1);
-console.log('browser GB/T 28181 test passed');
+done('browser GB/T 28181 test passed');

@@ -1,30 +1,14 @@
 // Plays live video of a running Xueliang in Debian's chromium and asserts
 // that it really plays. Usage: node live.mjs BASE_URL [SCREENSHOT_DIR]
 // Exit code 0 on success; failures print what went wrong.
-import { chromium } from 'playwright-core';
+import { args, launch, failures, open } from './lib.mjs';
 
-const base = process.argv[2];
-const shots = process.argv[3];
-if (!base) {
-  console.error('usage: node live.mjs BASE_URL [SCREENSHOT_DIR]');
-  process.exit(2);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic',
-  ],
-});
-let failed = false;
-const fail = (msg) => { console.error('FAIL:', msg); failed = true; };
+const { base, shots } = args('live.mjs');
+const browser = await launch();
+const { fail, done } = failures();
 
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-  page.on('console', (m) => { if (m.type() === 'error') console.error('page console:', m.text()); });
-  await page.goto(base + '/');
+  const page = await open(browser, base, { width: 1280, height: 720 });
   await page.waitForSelector('#channels tr', { timeout: 15000 });
   const title = await page.textContent('h1');
   if (!title.includes('雪亮')) fail(`default language is not zh-CN: title ${title}`);
@@ -75,5 +59,4 @@ try {
 } finally {
   await browser.close();
 }
-if (failed) process.exit(1);
-console.log('browser test passed');
+done('browser test passed');

@@ -2,29 +2,14 @@
 // chromium, seeks in it, and exports it. Usage:
 //   node playback.mjs BASE_URL [SCREENSHOT_DIR]
 // Exit code 0 on success; failures print what went wrong.
-import { chromium } from 'playwright-core';
+import { args, launch, failures, open } from './lib.mjs';
 
-const base = process.argv[2];
-const shots = process.argv[3];
-if (!base) {
-  console.error('usage: node playback.mjs BASE_URL [SCREENSHOT_DIR]');
-  process.exit(2);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-gpu', '--disable-quic',
-  ],
-});
-let failed = false;
-const fail = (msg) => { console.error('FAIL:', msg); failed = true; };
+const { base, shots } = args('playback.mjs');
+const browser = await launch();
+const { fail, done } = failures();
 
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('console', (m) => { if (m.type() === 'error') console.error('page console:', m.text()); });
-  await page.goto(base + '/');
+  const page = await open(browser, base, { width: 1280, height: 800 });
   await page.waitForSelector('#channels tr', { timeout: 15000 });
   const id = await page.evaluate(() => window.xl.channels()[0].id);
 
@@ -105,5 +90,4 @@ try {
 } finally {
   await browser.close();
 }
-if (failed) process.exit(1);
-console.log('browser playback test passed');
+done('browser playback test passed');

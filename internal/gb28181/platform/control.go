@@ -96,11 +96,8 @@ func (p *Platform) Command(ctx context.Context, device, channel, cmd string) err
 	if !wait {
 		return p.send(ctx, device, channel, c)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, 5*time.Second)
+	defer cancel()
 	m, err := p.ask(ctx, device, channel, sn, c)
 	if err != nil {
 		return err
@@ -119,11 +116,8 @@ type Preset struct {
 
 // Presets asks a channel for its presets.
 func (p *Platform) Presets(ctx context.Context, device, channel string) ([]Preset, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, 5*time.Second)
+	defer cancel()
 	sn := p.nextSN()
 	m, err := p.ask(ctx, device, channel, sn, manscdp.PresetQuery(sn, channel))
 	if err != nil {
@@ -163,11 +157,8 @@ type DeviceRecordings struct {
 // and end (GB/T 28181-2016 §9.5, RecordInfo), gathering multi-message
 // answers. Items are sorted by start.
 func (p *Platform) Recordings(ctx context.Context, device, channel string, start, end time.Time) (DeviceRecordings, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, 10*time.Second)
+	defer cancel()
 	sn := p.nextSN()
 	// Responses carry the channel's code as DeviceID.
 	k := waitKey{channel, sn}
@@ -223,11 +214,8 @@ type BasicParam struct {
 
 // Config asks a device for its basic configuration.
 func (p *Platform) Config(ctx context.Context, device string) (BasicParam, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, 5*time.Second)
+	defer cancel()
 	sn := p.nextSN()
 	m, err := p.ask(ctx, device, "", sn, manscdp.ConfigDownloadQuery(sn, device))
 	if err != nil {
@@ -246,4 +234,13 @@ func (p *Platform) Config(ctx context.Context, device string) (BasicParam, error
 		SIPServerPort: num("SIPServerPort"), DomainName: str("DomainName"), Expiration: num("Expiration"),
 		HeartBeatInterval: num("HeartBeatInterval"), HeartBeatCount: num("HeartBeatCount"),
 	}, nil
+}
+
+// withDefaultTimeout bounds ctx by d unless it has a deadline already: a
+// device's answer is waited for that long at most.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }

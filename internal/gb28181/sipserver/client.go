@@ -154,11 +154,8 @@ const requestTimeout = 10 * time.Second
 
 // do sends req and waits for its final response, which must be 2xx.
 func (s *Server) do(ctx context.Context, c *sipgo.Client, req *sip.Request) (*sip.Response, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, requestTimeout)
+	defer cancel()
 	res, err := c.Do(ctx, req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sip.ErrTransactionTimeout) {
@@ -248,11 +245,8 @@ func (s *Server) Invite(ctx context.Context, deviceID, channel string, subject s
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, inviteTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, inviteTimeout)
+	defer cancel()
 	req := s.newRequest(sip.INVITE, d, channel)
 	req.AppendHeader(sip.NewHeader("Subject", subject))
 	req.AppendHeader(sip.NewHeader("Content-Type", "APPLICATION/SDP"))
@@ -317,11 +311,8 @@ func (c *Call) end() {
 // Info sends an INFO inside the dialog: MANSRTSP playback control (GB/T
 // 28181-2016 §9.9: PLAY, PAUSE, Range, Scale).
 func (c *Call) Info(ctx context.Context, contentType string, body []byte) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, requestTimeout)
+	defer cancel()
 	req := sip.NewRequest(sip.INFO, c.dlg.InviteRequest.Recipient)
 	if ct := c.dlg.InviteResponse.Contact(); ct != nil {
 		req.Recipient = *ct.Address.Clone()
@@ -347,11 +338,8 @@ func (c *Call) Bye(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withDefaultTimeout(ctx, 5*time.Second)
+	defer cancel()
 	err := c.dlg.Bye(ctx)
 	c.dlg.Close()
 	c.end()
@@ -400,4 +388,12 @@ func (s *Server) dialogDevice(req *sip.Request, from string) string {
 		return c.DeviceID
 	}
 	return from
+}
+
+// withDefaultTimeout bounds ctx by d unless it has a deadline already.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }

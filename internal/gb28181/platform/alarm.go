@@ -111,6 +111,7 @@ type metrics struct {
 	stateBatches     prometheus.Counter
 	keepaliveFlushes prometheus.Counter
 	invites          *prometheus.CounterVec
+	noncompliant     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -127,6 +128,8 @@ func newMetrics() *metrics {
 			Help: "Transactions that stored keepalive times."}),
 		invites: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xueliang_gb_invites_total",
 			Help: "Media sessions asked of devices, by kind (live, playback, download) and result (ok or a reason)."}, []string{"kind", "result"}),
+		noncompliant: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xueliang_gb_noncompliant_codes_total",
+			Help: "Device codes (at registration) and channel codes (in catalogs) that break GB/T 28181 Annex D, by kind."}, []string{"kind"}),
 	}
 }
 
@@ -137,6 +140,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.stateBatches.Describe(ch)
 	m.keepaliveFlushes.Describe(ch)
 	m.invites.Describe(ch)
+	m.noncompliant.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -146,4 +150,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.stateBatches.Collect(ch)
 	m.keepaliveFlushes.Collect(ch)
 	m.invites.Collect(ch)
+	m.noncompliant.Collect(ch)
 }

@@ -67,6 +67,16 @@ func (p *Platform) storeCatalog(c *manscdp.Collection) {
 		return
 	}
 	chans, groups, skipped := p.catalogRows(ctx, c.DeviceID, c.Catalog)
+	noncompliant := 0
+	for _, ch := range chans {
+		if problems := p.checkCode("channel", ch.Code); problems != "" {
+			if noncompliant == 0 {
+				p.log.Warn("channel codes do not follow GB/T 28181 Annex D (first shown; the catalog line counts them)",
+					"device", c.DeviceID, "channel", ch.Code, "problems", problems)
+			}
+			noncompliant++
+		}
+	}
 	res, err := p.st.SyncCatalog(ctx, id, chans, groups, c.Complete)
 	if err != nil {
 		p.log.Error("cannot store a catalog; it is read again at the device's next registration", "device", c.DeviceID, "err", err)
@@ -75,7 +85,7 @@ func (p *Platform) storeCatalog(c *manscdp.Collection) {
 	p.metrics.catalogItems.Add(float64(len(chans)))
 	p.log.Info("catalog stored", "device", c.DeviceID, "channels", len(chans), "groups", len(groups),
 		"added", res.Added, "updated", res.Updated, "removed", res.Removed, "foreign", res.Foreign,
-		"skipped", skipped, "complete", c.Complete, "messages", c.Messages)
+		"skipped", skipped, "noncompliant", noncompliant, "complete", c.Complete, "messages", c.Messages)
 }
 
 // catalogRows turns catalog items into channels and groups, placing each

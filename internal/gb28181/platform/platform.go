@@ -381,6 +381,9 @@ func (p *Platform) writeStates() {
 				p.cfg.OnDevice(st.Code, st.Online, st.Reason)
 			}
 			if st.Online && st.Registered {
+				if problems := p.checkCode("device", st.Code); problems != "" {
+					p.log.Warn("device code does not follow GB/T 28181 Annex D", "device", st.Code, "problems", problems)
+				}
 				select {
 				case p.queries <- st.Code:
 				default:
@@ -691,4 +694,21 @@ func (p *Platform) Refresh(ctx context.Context, device, what string) error {
 		return p.send(ctx, device, "", manscdp.DeviceStatusQuery(p.nextSN(), device))
 	}
 	return fmt.Errorf("%w: refresh %q", ErrBadCommand, what)
+}
+
+// checkCode counts a code that does not follow GB/T 28181 Annex D (the
+// inspection of coding compliance reads the metric) and returns its
+// problems in words, "" when it is compliant.
+func (p *Platform) checkCode(kind, code string) string {
+	var msgs []string
+	for _, pr := range codes.Validate(code, nil) {
+		if pr.Severity == codes.SeverityError {
+			msgs = append(msgs, pr.String())
+		}
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	p.metrics.noncompliant.WithLabelValues(kind).Inc()
+	return strings.Join(msgs, "; ")
 }

@@ -270,7 +270,14 @@ func (s *Server) Invite(ctx context.Context, deviceID, channel string, subject s
 		}
 		return nil, fmt.Errorf("sipserver: INVITE %s at %s: %w", channel, d.Addr, err)
 	}
-	if err := dlg.Ack(ctx); err != nil {
+	// ACK (and later INFO and BYE) go to the Contact of the answer as the
+	// Request-URI, but to the address the device's requests come from:
+	// devices behind NAT, or with a wrong Contact, are reached there.
+	ack := sip.NewRequest(sip.ACK, remoteTarget(dlg))
+	ack.SetTransport(dlg.InviteRequest.Transport())
+	ack.SetDestination(d.Addr)
+	ack.Laddr = dlg.InviteRequest.Laddr
+	if err := dlg.WriteAck(ctx, ack); err != nil {
 		dlg.Close()
 		return nil, fmt.Errorf("sipserver: ACK %s at %s: %w", channel, d.Addr, err)
 	}
@@ -284,6 +291,15 @@ func (s *Server) Invite(ctx context.Context, deviceID, channel string, subject s
 		c.end()
 	}()
 	return c, nil
+}
+
+// remoteTarget is the Request-URI of requests inside the dialog: the
+// Contact of the device's answer, else the INVITE's Request-URI.
+func remoteTarget(dlg *sipgo.DialogClientSession) sip.Uri {
+	if ct := dlg.InviteResponse.Contact(); ct != nil {
+		return *ct.Address.Clone()
+	}
+	return *dlg.InviteRequest.Recipient.Clone()
 }
 
 // Done is closed when the dialog ends, by Bye or by the device.
@@ -313,10 +329,7 @@ func (c *Call) end() {
 func (c *Call) Info(ctx context.Context, contentType string, body []byte) error {
 	ctx, cancel := withDefaultTimeout(ctx, requestTimeout)
 	defer cancel()
-	req := sip.NewRequest(sip.INFO, c.dlg.InviteRequest.Recipient)
-	if ct := c.dlg.InviteResponse.Contact(); ct != nil {
-		req.Recipient = *ct.Address.Clone()
-	}
+	req := sip.NewRequest(sip.INFO, remoteTarget(c.dlg))
 	req.SetDestination(c.Remote)
 	req.SetTransport(c.dlg.InviteRequest.Transport())
 	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
@@ -340,7 +353,10 @@ func (c *Call) Bye(ctx context.Context) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := c.dlg.Bye(ctx)
+	bye := sip.NewRequest(sip.BYE, remoteTarget(c.dlg))
+	bye.SetTransport(c.dlg.InviteRequest.Transport())
+	bye.SetDestination(c.Remote)
+	err := c.dlg.WriteBye(ctx, bye)
 	c.dlg.Close()
 	c.end()
 	if err != nil {

@@ -63,6 +63,9 @@ func (d *device) request(method sip.RequestMethod, body []byte, headers ...sip.H
 		d.t.Fatal(err)
 	}
 	req := sip.NewRequest(method, to)
+	if strings.Contains(d.server, "transport=tcp") {
+		req.SetTransport("TCP")
+	}
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: d.id, Host: platformID[:10]}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(8))
 	req.AppendHeader(from)

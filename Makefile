@@ -48,7 +48,7 @@ lint: ## gofmt, go vet, go mod tidy check
 
 bench: test-deps ## run the benchmarks (see docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/media/ ./internal/egress/llhls/ ./internal/sim/
-	XUELIANG_BENCH=1 $(GO) test -run '^(TestRelayBenchmark|TestRecordBenchmark|TestIndexBenchmark)$$' -v -timeout 120m ./internal/bench/
+	XUELIANG_BENCH=1 $(GO) test -run '^(TestRelayBenchmark|TestRecordBenchmark|TestIndexBenchmark|TestGBRegistrationBenchmark|TestGBIngestBenchmark|TestGBFirstFrameBenchmark)$$' -v -timeout 120m ./internal/bench/
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each

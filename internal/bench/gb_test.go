@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,8 +95,10 @@ func TestGBRegistrationBenchmark(t *testing.T) {
 		{pageSize: 1, keepalive: 10 * time.Second, window: 60 * time.Second},
 	}
 	var storm, ka []string
+	var results []stormResult
 	for _, run := range runs {
 		r := b.storm(devices, channels, run)
+		results = append(results, r)
 		storm = append(storm, fmt.Sprintf("| %d × %d | %d | %.1f s | %.1f s | %.1f s | %.1f | %.1f | %.0f MB | %.1f |",
 			devices, channels, run.pageSize, r.online.Seconds(), r.channels.Seconds(), r.settled.Seconds(),
 			r.cpuChannels, r.cpuSettled, float64(r.peakRSS)/1e6, r.simCPU))
@@ -119,6 +122,15 @@ func TestGBRegistrationBenchmark(t *testing.T) {
 	for _, r := range ka {
 		fmt.Println(r)
 	}
+	// share = fixed + rate × per-keepalive, from the two rates: the fixed
+	// part is what 3,000 online devices cost without keepalives (the SIP
+	// server's liveness scan, the flushes of keepalive times).
+	r0, r1 := results[0], results[1]
+	rate0, rate1 := float64(r0.keepalives)/r0.kaWindow.Seconds(), float64(r1.keepalives)/r1.kaWindow.Seconds()
+	per := (r1.kaShare - r0.kaShare) / 100 / (rate1 - rate0)
+	fixed := r0.kaShare - rate0*per*100
+	fmt.Printf("\nfrom the two rates: %.0f µs per keepalive and %.2f %% of a core that does not depend on the rate\n", per*1e6, fixed)
+	t.Logf("from the two rates: %.0f µs per keepalive and %.2f %% of a core that does not depend on the rate", per*1e6, fixed)
 }
 
 type stormRun struct {
@@ -244,8 +256,10 @@ func (b *bench) storm(devices, channels int, run stormRun) stormResult {
 		r.settled.Round(time.Millisecond), r.cpuSettled, float64(r.peakRSS)/1e6, r.idleShare)
 
 	// Steady keepalives, between two of the simulator's stats lines (every
-	// 10 s) so that the keepalive count matches the CPU window.
-	time.Sleep(5 * time.Second)
+	// 10 s) so that the keepalive count matches the CPU window. The window
+	// starts 40 s after the storm, when sipgo has dropped the storm's
+	// transactions (Timer J: 32 s, RFC 3261 §17.2.2) and the heap has shrunk.
+	time.Sleep(40 * time.Second)
 	lines := simLog.Counts()
 	next := func(after int) (int, float64, time.Time) {
 		for {
@@ -410,7 +424,10 @@ func (l *simLog) Tail() string {
 // window.
 //
 // Environment: XUELIANG_BENCH=1 (required), XUELIANG_BENCH_GB_N (default
-// "50,100,200"), XUELIANG_BENCH_SECONDS (window, default 40).
+// "50,100,200"), XUELIANG_BENCH_SECONDS (window, default 40),
+// XUELIANG_BENCH_PROFILE (a file name: CPU profiles of this process over
+// the window of each ingest at the largest N go next to it, with -udp,
+// -tcp-passive and -rtsp added).
 func TestGBIngestBenchmark(t *testing.T) {
 	if os.Getenv("XUELIANG_BENCH") != "1" {
 		t.Skip("benchmark: run with make bench (XUELIANG_BENCH=1)")
@@ -472,7 +489,14 @@ func TestGBIngestBenchmark(t *testing.T) {
 	var rows []string
 	for _, n := range ns {
 		for _, tr := range []string{platform.TransportUDP, platform.TransportTCPPassive} {
-			r := b.ingest(n, rig.reg, gbCounters, func(i int) (media.Source, error) {
+			profile := ""
+			if n == maxN {
+				profile = os.Getenv("XUELIANG_BENCH_PROFILE")
+				if profile != "" {
+					profile = strings.TrimSuffix(profile, ".prof") + "-" + tr + ".prof"
+				}
+			}
+			r := b.ingest(n, rig.reg, gbCounters, profile, func(i int) (media.Source, error) {
 				return rig.p.LiveSource(targets[i].device, targets[i].channel, tr), nil
 			})
 			r.name = "GB/T 28181 PS/RTP over " + map[string]string{platform.TransportUDP: "UDP", platform.TransportTCPPassive: "TCP (passive)"}[tr]
@@ -488,7 +512,11 @@ func TestGBIngestBenchmark(t *testing.T) {
 			}
 		}
 		simAddr, stopSim := b.startSim(n)
-		r := b.ingest(n, rig.reg, rtspCounters, func(i int) (media.Source, error) {
+		profile := ""
+		if n == maxN && os.Getenv("XUELIANG_BENCH_PROFILE") != "" {
+			profile = strings.TrimSuffix(os.Getenv("XUELIANG_BENCH_PROFILE"), ".prof") + "-rtsp.prof"
+		}
+		r := b.ingest(n, rig.reg, rtspCounters, profile, func(i int) (media.Source, error) {
 			return rtsp.NewSource(rtsp.Config{URL: fmt.Sprintf("rtsp://%s/cam/%d", simAddr, i+1), Transport: rtsp.TransportTCP, Metrics: rtspMetrics})
 		})
 		stopSim()
@@ -567,7 +595,7 @@ func counterSum(reg *prometheus.Registry, name string) float64 {
 
 // ingest runs n sources through a stream hub, one reader each, and
 // measures this process over the window.
-func (b *bench) ingest(n int, reg *prometheus.Registry, names [3]string, source func(i int) (media.Source, error)) ingestResult {
+func (b *bench) ingest(n int, reg *prometheus.Registry, names [3]string, profile string, source func(i int) (media.Source, error)) ingestResult {
 	t := b.t
 	hub, err := streams.New(streams.Config{
 		Resolver:    streams.ResolverFunc(func(_ context.Context, id int64) (media.Source, error) { return source(int(id)) }),
@@ -580,8 +608,8 @@ func (b *bench) ingest(n int, reg *prometheus.Registry, names [3]string, source 
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
+		hub.Close() // closes the streams, which ends the readers
 		wg.Wait()
-		hub.Close()
 	}()
 	frames := make([]atomic.Int64, n)
 	var started, restarts, dropped atomic.Int64
@@ -643,10 +671,23 @@ func (b *bench) ingest(n int, reg *prometheus.Registry, names [3]string, source 
 		}
 		return selfCPU(), f, c, restarts.Load(), dropped.Load()
 	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w0 := time.Now()
 	cpu0, f0, c0, r0, d0 := snap()
 	time.Sleep(b.window)
 	cpu1, f1, c1, r1, d1 := snap()
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
 	win := time.Since(w0)
 	res.cpuPerStreamMin = (cpu1 - cpu0) / float64(n) / win.Minutes()
 	res.cores = (cpu1 - cpu0) / win.Seconds()

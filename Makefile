@@ -47,7 +47,7 @@ lint: ## gofmt, go vet, go mod tidy check
 	  echo "go mod tidy changed go.mod/go.sum"; exit 1; fi
 
 bench: test-deps ## run the benchmarks (see docs/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/media/ ./internal/egress/llhls/ ./internal/sim/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/media/ ./internal/egress/llhls/ ./internal/sim/ ./internal/gb28181/ps/ ./internal/gb28181/manscdp/ ./internal/gb28181/rtprecv/
 	XUELIANG_BENCH=1 $(GO) test -run '^(TestRelayBenchmark|TestRecordBenchmark|TestIndexBenchmark|TestGBRegistrationBenchmark|TestGBIngestBenchmark|TestGBFirstFrameBenchmark)$$' -v -timeout 120m ./internal/bench/
 
 FUZZTIME ?= 30s

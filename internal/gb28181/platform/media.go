@@ -182,6 +182,17 @@ func (s *Source) Run(ctx context.Context, ready func([]*media.Track) *media.Stre
 		recv.SetSSRC(a.SSRCValue)
 	}
 	remote := net.JoinHostPort(a.IP, strconv.Itoa(a.Port))
+	if s.kind == kindLive {
+		// A camera mid-GOP would make the viewer wait for its next
+		// keyframe (up to a GOP, seconds): ask for one now.
+		go func() {
+			ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if err := p.Command(ictx, s.device, s.channel, "iframe"); err != nil {
+				log.Debug("I-frame request", "err", err)
+			}
+		}()
+	}
 
 	s.mu.Lock()
 	s.call = call

@@ -526,9 +526,12 @@ func firstLine(s string) string {
 // registration expires.
 func (s *Server) watch(ctx context.Context) {
 	// A scan reads every device (1-2.5 µs each, cold, for a city's 3,000
-	// it is most of the keepalive load): every 1/20 of the interval, within
-	// 1-3 s, keeps "offline within three intervals" to a few seconds.
-	tick := time.NewTicker(min(max(s.cfg.KeepaliveInterval/20, time.Second), 3*time.Second))
+	// it is most of the keepalive load): every 1/20 of the interval, at
+	// least every 3 s and at most every second (or quarter interval, for
+	// short intervals), keeps "offline after three intervals" exact to a
+	// few seconds.
+	i := s.cfg.KeepaliveInterval
+	tick := time.NewTicker(min(max(i/20, min(i/4, time.Second)), 3*time.Second))
 	defer tick.Stop()
 	for {
 		select {

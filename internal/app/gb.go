@@ -68,7 +68,7 @@ func (a *App) startGB(ctx context.Context) error {
 		Password: g.Password, DevicePasswords: pw, AllowUnknown: g.AllowUnknown,
 		KeepaliveInterval: g.KeepaliveInterval.D(),
 		MediaIP:           g.MediaIP, MediaBind: g.MediaBind, RTPPortMin: g.RTPPortMin, RTPPortMax: g.RTPPortMax,
-		Transport:     g.Transport,
+		Transport: g.Transport, IgnoreSSRC: g.IgnoreSSRC,
 		InviteTimeout: g.InviteTimeout.D(), MediaTimeout: g.MediaTimeout.D(), ReadTimeout: a.cfg.Streams.ReadTimeout.D(),
 		OnAlarm: func(al model.Alarm) { a.events.Publish("alarm", al) },
 		OnDevice: func(code string, online bool, reason string) {

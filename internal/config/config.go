@@ -183,6 +183,9 @@ type GB struct {
 	// the wait for the first media after it.
 	InviteTimeout Duration `yaml:"invite_timeout"`
 	MediaTimeout  Duration `yaml:"media_timeout"`
+	// IgnoreSSRC takes media of any SSRC (the first that arrives) instead
+	// of only the y= of the SDP: for devices that ignore it.
+	IgnoreSSRC bool `yaml:"ignore_ssrc"`
 	// Timezone is that of devices' clocks ("Local", "Asia/Shanghai"):
 	// MANSCDP times (DeviceTime, alarms, record lists) carry no zone.
 	Timezone string `yaml:"timezone"`

@@ -118,7 +118,7 @@ func (s *Source) Run(ctx context.Context, ready func([]*media.Track) *media.Stre
 	ip := p.mediaIP(dev.Addr)
 	recv, err := rtprecv.Listen(rtprecv.Config{
 		Mode: receiverMode(s.transport), IP: p.cfg.MediaBind, AdvertisedIP: ip, Ports: p.ports,
-		SSRC: ssrcValue, CheckSSRC: true,
+		SSRC: ssrcValue, CheckSSRC: !p.cfg.IgnoreSSRC,
 		FirstPacketTimeout: p.cfg.MediaTimeout, ReadTimeout: p.cfg.ReadTimeout,
 		Log: log, Metrics: p.recvMetrics,
 	})

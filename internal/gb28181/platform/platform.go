@@ -67,6 +67,8 @@ type Config struct {
 	MediaTimeout  time.Duration
 	// ReadTimeout fails a session whose media stops (default 10 s).
 	ReadTimeout time.Duration
+	// IgnoreSSRC takes media of any SSRC instead of the SDP's y= only.
+	IgnoreSSRC bool
 	// Location is the time zone of devices' clocks: MANSCDP times carry
 	// none (default time.Local).
 	Location *time.Location

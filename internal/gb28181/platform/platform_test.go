@@ -500,3 +500,18 @@ func TestRealWorldBodies(t *testing.T) {
 		return len(a) == 1 && a[0].Priority > 0 && !a[0].OccurredAt.IsZero()
 	})
 }
+
+// TestIgnoreSSRC: with the check off, a device that streams with another
+// SSRC than the y= it answered still plays.
+func TestIgnoreSSRC(t *testing.T) {
+	p := startPlatform(t, func(c *Config) { c.IgnoreSSRC = true })
+	s := startSim(t, p, nil)
+	dev := s.DeviceIDs()[0]
+	chs := waitChannels(t, p, dev, 4)
+	if err := s.SetFault(dev, devsim.Fault{WrongSSRC: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readUnits(t, p.LiveSource(dev, chs[0].Code, TransportUDP), 10, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -419,7 +419,7 @@ func (s *session) noMedia() error {
 	case st.WrongSSRC > 0:
 		return media.Fail(ReasonWrongSSRC, fmt.Errorf(
 			"rtprecv: %d RTP packets arrived in %s with SSRC %s, none with the SSRC %s of the SDP y= line; "+
-				"check the SSRC the device uses (some ignore y=), or turn the SSRC check off for this device",
+				"check the SSRC the device uses (some ignore y=), or turn the SSRC check off (gb28181.ignore_ssrc)",
 			st.WrongSSRC, to, ssrcString(s.otherSSRC), ssrcString(s.cfg.SSRC)))
 	case st.Invalid > 0:
 		what := describePayload(s.invalidHead)

@@ -35,6 +35,7 @@ var openAPI []byte
 type Store interface {
 	ListDivisions(ctx context.Context) ([]model.Division, error)
 	CountChannelsByDivision(ctx context.Context) (map[string]int, error)
+	ListCatalogGroups(ctx context.Context) ([]store.CatalogGroup, error)
 
 	CreateDevice(ctx context.Context, d *model.Device) error
 	GetDevice(ctx context.Context, id int64) (*model.Device, error)
@@ -144,6 +145,7 @@ var routes = []route{
 	{"GET", "/api/v1/openapi.yaml", ActionRead, (*Server).getOpenAPI},
 	{"GET", "/api/v1/version", ActionRead, (*Server).getVersion},
 	{"GET", "/api/v1/divisions", ActionRead, (*Server).listDivisions},
+	{"GET", "/api/v1/catalog-groups", ActionRead, (*Server).listCatalogGroups},
 	{"GET", "/api/v1/devices", ActionRead, (*Server).listDevices},
 	{"POST", "/api/v1/devices", ActionManageDevices, (*Server).createDevice},
 	{"GET", "/api/v1/devices/{id}", ActionRead, (*Server).getDevice},

@@ -316,3 +316,35 @@ func TestKeepPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestCatalogGroupsAndGBDisabled(t *testing.T) {
+	ts, st := newTestServer(t)
+	ids, err := st.SaveDeviceStates(t.Context(), []store.DeviceState{{Code: "44182110001180000001", Online: true, Registered: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SyncCatalog(t.Context(), ids["44182110001180000001"], nil, []store.CatalogGroup{
+		{Code: "44182110002150000001", Name: "治安监控", Kind: "business_group"},
+		{Code: "44182110002160000001", Name: "汤塘片区", Kind: "virtual_organization", ParentCode: "44182110002150000001", DivisionCode: "441821"},
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	code, out := do(t, ts, "GET", "/api/v1/catalog-groups", "")
+	gs, _ := out["groups"].([]any)
+	if code != 200 || len(gs) != 2 || gs[1].(map[string]any)["parent_code"] != "44182110002150000001" {
+		t.Fatalf("catalog groups: %d %v", code, out)
+	}
+	// Without the GB/T 28181 side, its endpoints say so.
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/channels/1/ptz", `{"pan":1}`},
+		{"GET", "/api/v1/channels/1/presets", ""},
+		{"POST", "/api/v1/devices/1/control", `{"command":"reboot"}`},
+		{"GET", "/api/v1/alarms", ""},
+	} {
+		code, out := do(t, ts, r.method, r.path, r.body)
+		e, _ := out["error"].(map[string]any)
+		if code != 501 || e["code"] != "gb28181_disabled" {
+			t.Errorf("%s %s: %d %v", r.method, r.path, code, out)
+		}
+	}
+}

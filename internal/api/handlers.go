@@ -30,6 +30,20 @@ func (s *Server) listDivisions(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"divisions": tree, "channel_count": total})
 }
 
+// listCatalogGroups lists the business groups (215) and virtual
+// organisations (216) that devices' catalogs declare; channels name theirs
+// in parent_code.
+func (s *Server) listCatalogGroups(w http.ResponseWriter, r *http.Request) error {
+	gs, err := s.cfg.Store.ListCatalogGroups(r.Context())
+	if err != nil {
+		return err
+	}
+	if gs == nil {
+		gs = []store.CatalogGroup{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"groups": gs})
+}
+
 // channelJSON is a channel as the API shows it: the source URL without its
 // password.
 type channelJSON struct {

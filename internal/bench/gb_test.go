@@ -320,7 +320,8 @@ func loadAverage() string {
 	return "unknown"
 }
 
-// startTo is bench.start with the process's output going to out.
+// startTo runs a process with its output going to out; it is killed when
+// the test ends or stop is called.
 func (b *bench) startTo(out io.Writer, env []string, name string, args ...string) (*exec.Cmd, func()) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)

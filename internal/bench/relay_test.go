@@ -157,29 +157,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// start runs a process that is killed when the test ends or stop is called.
+// start runs a process that is killed when the test ends or stop is
+// called; its output is logged if the test failed.
 func (b *bench) start(env []string, name string, args ...string) (*exec.Cmd, func()) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
 	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		b.t.Fatalf("start %s: %v", name, err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cmd.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		})
-	}
+	cmd, stop := b.startTo(out, env, name, args...)
 	b.t.Cleanup(func() {
 		stop()
 		if b.t.Failed() && out.Len() > 0 {

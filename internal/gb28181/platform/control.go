@@ -161,16 +161,8 @@ func (p *Platform) Recordings(ctx context.Context, device, channel string, start
 	defer cancel()
 	sn := p.nextSN()
 	// Responses carry the channel's code as DeviceID.
-	k := waitKey{channel, sn}
-	ch := make(chan *manscdp.Collection, 1)
-	p.mu.Lock()
-	p.records[k] = ch
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.records, k)
-		p.mu.Unlock()
-	}()
+	ch, done := waitFor(p, p.records, waitKey{channel, sn})
+	defer done()
 	if err := p.send(ctx, device, channel, manscdp.RecordInfoQuery(sn, channel, start.In(p.cfg.Location), end.In(p.cfg.Location), "all", "")); err != nil {
 		return DeviceRecordings{}, err
 	}

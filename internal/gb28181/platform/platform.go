@@ -593,18 +593,24 @@ func (p *Platform) deliver(device string, m *manscdp.Message) {
 	}
 }
 
+// waitFor registers a channel for the answer named k in m (guarded by
+// p.mu) and returns it with the function that unregisters it.
+func waitFor[T any](p *Platform, m map[waitKey]chan T, k waitKey) (chan T, func()) {
+	ch := make(chan T, 1)
+	p.mu.Lock()
+	m[k] = ch
+	p.mu.Unlock()
+	return ch, func() {
+		p.mu.Lock()
+		delete(m, k)
+		p.mu.Unlock()
+	}
+}
+
 // ask sends a query and waits for the response with its SN.
 func (p *Platform) ask(ctx context.Context, device, to string, sn int, q any) (*manscdp.Message, error) {
-	k := waitKey{device, sn}
-	ch := make(chan *manscdp.Message, 1)
-	p.mu.Lock()
-	p.waiters[k] = ch
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.waiters, k)
-		p.mu.Unlock()
-	}()
+	ch, done := waitFor(p, p.waiters, waitKey{device, sn})
+	defer done()
 	if err := p.send(ctx, device, to, q); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ Usage:
   xueliang demo    [--http ADDR] [--data DIR] [--sip ADDR]      platform + a simulated city
   xueliang sim     [--addr ADDR] [--cameras N | --city] ...     simulated RTSP cameras
   xueliang sim gb  [--server ADDR] [--devices N --channels M]   simulated GB/T 28181 devices
+  xueliang audit verify [--config FILE] [--data DIR]            check the audit trail's hash chain
   xueliang config  [--config FILE]                              print the effective configuration
   xueliang version
 
@@ -56,6 +57,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdSim(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "xueliang", Version)
 	case "help", "--help", "-h":

@@ -2,10 +2,14 @@ package app
 
 import (
 	"bytes"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xueliang/xueliang/internal/model"
+	"github.com/xueliang/xueliang/internal/store"
 )
 
 func TestCLI(t *testing.T) {
@@ -58,5 +62,36 @@ func TestDemoConfigKeepsWebRTCOnLoopback(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("demo on %s: %v", tc.http, err)
 		}
+	}
+}
+
+func TestAuditVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), store.Config{DSN: filepath.Join(dir, "xueliang.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := st.AppendAudit(t.Context(), &model.AuditEntry{Actor: "officer", Action: "live.start", Channels: []int64{int64(i + 1)}, Result: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"audit", "verify", "--data", dir}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "intact: 3 entries") {
+		t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	// Edit an entry by hand, as someone covering their tracks would.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "xueliang.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE audit_log SET channels = '99' WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out.Reset()
+	if code := Main([]string{"audit", "verify", "--data", dir}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "BROKEN at entry 2") {
+		t.Fatalf("after tampering: exit %d: %s", code, out.String())
 	}
 }

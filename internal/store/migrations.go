@@ -242,6 +242,30 @@ CREATE INDEX alarms_received_idx ON alarms (received_at);
 CREATE INDEX alarms_channel_idx ON alarms (channel_id, occurred_at);
 `,
 	},
+	{
+		version: 6,
+		name:    "audit trail",
+		// Append-only; each row carries the hash of the one before
+		// (model.AuditEntry.ComputeHash). Retention never touches it.
+		sqlite: `
+CREATE TABLE audit_log (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	at        BIGINT NOT NULL,
+	actor     TEXT NOT NULL,
+	action    TEXT NOT NULL,
+	channels  TEXT NOT NULL DEFAULT '',
+	from_ms   BIGINT NOT NULL DEFAULT 0,
+	to_ms     BIGINT NOT NULL DEFAULT 0,
+	remote    TEXT NOT NULL DEFAULT '',
+	result    TEXT NOT NULL,
+	detail    TEXT NOT NULL DEFAULT '',
+	prev_hash TEXT NOT NULL,
+	hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_at_idx ON audit_log (at);
+CREATE INDEX audit_log_actor_idx ON audit_log (actor, at);
+`,
+	},
 }
 
 // latestVersion is the schema version this binary writes.

@@ -287,8 +287,13 @@ func (s *Server) Invite(ctx context.Context, deviceID, channel string, subject s
 	s.out.calls[dlg.InviteRequest.CallID().Value()] = c
 	s.out.mu.Unlock()
 	go func() {
-		<-dlg.Context().Done()
-		c.end()
+		// The dialog's context ends only when a BYE succeeds; a BYE to a
+		// vanished device fails, and Bye ends the Call itself.
+		select {
+		case <-dlg.Context().Done():
+			c.end()
+		case <-c.done:
+		}
 	}()
 	return c, nil
 }

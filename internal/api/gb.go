@@ -11,7 +11,6 @@ import (
 	"github.com/xueliang/xueliang/internal/events"
 	"github.com/xueliang/xueliang/internal/model"
 	"github.com/xueliang/xueliang/internal/store"
-	"github.com/xueliang/xueliang/internal/token"
 )
 
 // GB is what the API needs from the GB/T 28181 side of the platform:
@@ -56,16 +55,6 @@ type Alarms interface {
 var errNoGB = &Error{Status: http.StatusNotImplemented, Code: "gb28181_disabled",
 	Message: "GB/T 28181 is not enabled on this server (set gb28181.enabled)"}
 
-// channelBody decodes a JSON body, at most 64 KiB.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "request body: " + err.Error()}
-	}
-	return nil
-}
-
 func (s *Server) postPTZ(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.GB == nil {
 		return errNoGB
@@ -77,7 +66,7 @@ func (s *Server) postPTZ(w http.ResponseWriter, r *http.Request) error {
 		Zoom  int `json:"zoom"`
 		Speed int `json:"speed"`
 	}
-	if err := decodeBody(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		return err
 	}
 	for _, d := range []struct {
@@ -110,7 +99,7 @@ func (s *Server) postPreset(w http.ResponseWriter, r *http.Request) error {
 		Action string `json:"action"`
 		Preset int    `json:"preset"`
 	}
-	if err := decodeBody(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		return err
 	}
 	if err := s.cfg.GB.Preset(r.Context(), id, in.Action, in.Preset); err != nil {
@@ -150,7 +139,7 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request, do func(gb GB, 
 	var in struct {
 		Command string `json:"command"`
 	}
-	if err := decodeBody(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		return err
 	}
 	if err := do(s.cfg.GB, id, in.Command); err != nil {
@@ -209,18 +198,16 @@ func (s *Server) createDevicePlayback(w http.ResponseWriter, r *http.Request) er
 		End   time.Time `json:"end"`
 		Speed int       `json:"speed"`
 	}
-	if err := decodeBody(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		return err
 	}
 	if in.Speed == 0 {
 		in.Speed = 1
 	}
-	switch {
-	case in.Start.IsZero() || in.End.IsZero() || !in.End.After(in.Start):
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_range", Message: "start and end (RFC 3339) are required, start before end"}
-	case in.End.Sub(in.Start) > MaxPlaybackRange:
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_range", Message: fmt.Sprintf("a device playback covers at most %s", MaxPlaybackRange)}
-	case in.Speed < 1 || in.Speed > 8:
+	if err := checkPlaybackRange(in.Start, in.End); err != nil {
+		return err
+	}
+	if in.Speed < 1 || in.Speed > 8 {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("speed must be 1-8 (1 plays, more downloads faster), got %d", in.Speed)}
 	}
 	user, err := s.cfg.Authorizer.Authorize(r, ActionPlayback, id)
@@ -232,13 +219,10 @@ func (s *Server) createDevicePlayback(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	exp := s.cfg.Now().Add(s.cfg.TokenTTL + in.End.Sub(in.Start)).Truncate(time.Second)
-	tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopeLive, Channel: sid, User: user, Expires: exp})
-	base := s.baseURL(r)
+	hls, whep := s.liveURLs(r, sid, user, exp)
 	return writeJSON(w, http.StatusOK, devicePlaybackJSON{
-		Stream: sid,
-		HLS:    fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, sid, tok),
-		WHEP:   fmt.Sprintf("%s/live/%d/whep?token=%s", base, sid, tok),
-		Start:  in.Start.UTC(), End: in.End.UTC(), Speed: in.Speed, Expires: exp.UTC(),
+		Stream: sid, HLS: hls, WHEP: whep,
+		Start: in.Start.UTC(), End: in.End.UTC(), Speed: in.Speed, Expires: exp.UTC(),
 	})
 }
 
@@ -262,7 +246,7 @@ func (s *Server) controlDevicePlayback(w http.ResponseWriter, r *http.Request) e
 		Offset float64 `json:"offset"`
 		Speed  float64 `json:"speed"`
 	}
-	if err := decodeBody(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		return err
 	}
 	v := in.Offset

@@ -338,13 +338,8 @@ func (s *Server) createLive(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("stream must be main or sub, got %q", v)}
 	}
 	exp := s.cfg.Now().Add(s.cfg.TokenTTL).Truncate(time.Second)
-	tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopeLive, Channel: stream, User: user, Expires: exp})
-	base := s.baseURL(r)
-	out := liveJSON{
-		HLS:     fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, stream, tok),
-		WHEP:    fmt.Sprintf("%s/live/%d/whep?token=%s", base, stream, tok),
-		Expires: exp.UTC(),
-	}
+	out := liveJSON{Expires: exp.UTC()}
+	out.HLS, out.WHEP = s.liveURLs(r, stream, user, exp)
 	if st := s.cfg.Streams.Stream(stream); st != nil {
 		if v := st.VideoTrack(); v >= 0 {
 			out.VideoCodec = st.Tracks()[v].Codec.String()
@@ -354,6 +349,15 @@ func (s *Server) createLive(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// liveURLs signs a live token for a hub stream (a channel, its
+// sub-stream, or a device playback) and returns its LL-HLS and WHEP URLs.
+func (s *Server) liveURLs(r *http.Request, stream int64, user string, exp time.Time) (hls, whep string) {
+	tok := s.cfg.Signer.Sign(token.Claims{Scope: token.ScopeLive, Channel: stream, User: user, Expires: exp})
+	base := s.baseURL(r)
+	return fmt.Sprintf("%s/live/%d/hls/index.m3u8?token=%s", base, stream, tok),
+		fmt.Sprintf("%s/live/%d/whep?token=%s", base, stream, tok)
 }
 
 // baseURL returns the URL prefix of media links.

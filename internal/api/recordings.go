@@ -181,6 +181,19 @@ func (s *Server) getRecordings(w http.ResponseWriter, r *http.Request) error {
 // (one per second of video).
 const MaxPlaybackRange = 24 * time.Hour
 
+// checkPlaybackRange checks the range of a playback (of the platform's
+// recordings or of a device's).
+func checkPlaybackRange(start, end time.Time) error {
+	if err := record.CheckRange(start, end); err != nil {
+		return rangeError(err)
+	}
+	if d := end.Sub(start); d > MaxPlaybackRange {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_range",
+			Message: fmt.Sprintf("a playback covers at most %v, got %v: play a shorter range, or export it", MaxPlaybackRange, d)}
+	}
+	return nil
+}
+
 // playbackJSON is the answer of POST /channels/{id}/playback.
 type playbackJSON struct {
 	HLS     string    `json:"hls"`
@@ -202,12 +215,8 @@ func (s *Server) createPlayback(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	if err := record.CheckRange(in.Start, in.End); err != nil {
-		return rangeError(err)
-	}
-	if d := in.End.Sub(in.Start); d > MaxPlaybackRange {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_range",
-			Message: fmt.Sprintf("a playback covers at most %v, got %v: play a shorter range, or export it", MaxPlaybackRange, d)}
+	if err := checkPlaybackRange(in.Start, in.End); err != nil {
+		return err
 	}
 	if _, err := s.cfg.Store.GetChannel(r.Context(), id); err != nil {
 		return err

@@ -189,7 +189,7 @@ func gbError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, sipserver.ErrNotOnline):
-		return &api.Error{Status: http.StatusConflict, Code: "device_offline", Message: "the device is not registered: " + err.Error()}
+		return &api.Error{Status: http.StatusConflict, Code: model.ReasonDeviceOffline, Message: "the device is not registered: " + err.Error()}
 	case errors.Is(err, gbp.ErrBadCommand):
 		return &api.Error{Status: http.StatusBadRequest, Code: "invalid", Message: strings.TrimPrefix(err.Error(), "platform: bad command: ")}
 	case errors.Is(err, gbp.ErrNotPlaying):

@@ -60,6 +60,7 @@ const (
 	ReasonCodecUnsupported = "codec_unsupported" // video codec the platform cannot carry
 	ReasonTimeout          = "timeout"           // the source stopped answering
 	ReasonSourceClosed     = "source_closed"     // the source ended the session
+	ReasonDeviceOffline    = "device_offline"    // its GB/T 28181 device is not registered
 )
 
 // MaxReasonLen is the longest Reason, in bytes.

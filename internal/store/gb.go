@@ -29,7 +29,7 @@ type DeviceState struct {
 }
 
 // ReasonDeviceOffline is the channel reason when its device is offline.
-const ReasonDeviceOffline = "device_offline"
+const ReasonDeviceOffline = model.ReasonDeviceOffline
 
 // SaveDeviceStates writes a batch of device state changes in one
 // transaction, creating devices it does not know, and returns the ID of

@@ -24,13 +24,7 @@ func (p *Platform) alarm(device string, m *manscdp.Message) {
 		// as a MESSAGE and as a NOTIFY of the subscription, same SN.
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		defer cancel()
-		if err := p.send(ctx, device, "", manscdp.NotifyResponse(m)); err != nil {
-			p.log.Debug("answer an alarm", "device", device, "err", err)
-		}
-	}()
+	p.ackNotify(device, m)
 
 	al := model.Alarm{
 		Source: "gb28181", DeviceCode: device, ChannelCode: a.DeviceID,
@@ -58,6 +52,19 @@ func (p *Platform) alarm(device string, m *manscdp.Message) {
 	if p.cfg.OnAlarm != nil {
 		p.cfg.OnAlarm(al)
 	}
+}
+
+// ackNotify answers a device's Notify with a Response Result OK (GB/T
+// 28181-2016 §A.2.6: after an alarm or a catalog notify), without making
+// the caller wait for the device's 200 OK.
+func (p *Platform) ackNotify(device string, m *manscdp.Message) {
+	go func() {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		defer cancel()
+		if err := p.send(ctx, device, "", manscdp.NotifyResponse(m)); err != nil {
+			p.log.Debug("answer a notify", "device", device, "cmd", m.CmdType, "err", err)
+		}
+	}()
 }
 
 // seenAlarm reports whether this alarm arrived in the last minute, and

@@ -116,7 +116,7 @@ func (p *Platform) catalogRows(ctx context.Context, device string, items []mansc
 			chans = append(chans, store.CatalogChannel{
 				Code: it.DeviceID, Name: trimName(it.Name), DivisionCode: p.placeCode(ctx, it.CivilCode, code),
 				ParentCode: parent, Lat: it.Latitude, Lng: it.Longitude, PTZType: it.PTZType,
-				Status: catalogStatus(it.Status),
+				Status: catalogStatus(it),
 			})
 		default:
 			skipped++ // devices and platforms listed by a lower platform
@@ -125,13 +125,14 @@ func (p *Platform) catalogRows(ctx context.Context, device string, items []mansc
 	return chans, groups, skipped
 }
 
-// catalogStatus normalises a catalog item's Status.
-func catalogStatus(s string) string {
-	switch strings.ToUpper(s) {
-	case "", "ON", "ONLINE", "OK":
+// catalogStatus normalises a catalog item's Status (manscdp has upper-cased
+// it) to ON, OFF, VLOST or DEFECT.
+func catalogStatus(it manscdp.CatalogItem) string {
+	switch {
+	case it.Status == "" || it.Online():
 		return "ON"
-	case "VLOST", "DEFECT":
-		return strings.ToUpper(s)
+	case it.Status == "VLOST" || it.Status == "DEFECT":
+		return it.Status
 	}
 	return "OFF"
 }
@@ -147,13 +148,7 @@ func lastPathElem(s string) string {
 // ON, OFF, VLOST and DEFECT change a channel's status, ADD and UPDATE
 // (re)write it, DEL marks it removed. The device gets a Response.
 func (p *Platform) catalogNotify(device string, m *manscdp.Message) {
-	go func() {
-		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		defer cancel()
-		if err := p.send(ctx, device, "", manscdp.NotifyResponse(m)); err != nil {
-			p.log.Debug("answer a catalog notify", "device", device, "err", err)
-		}
-	}()
+	p.ackNotify(device, m)
 	cat, err := m.Catalog()
 	if err != nil {
 		p.log.Warn("bad catalog notify", "device", device, "err", err)
@@ -191,11 +186,7 @@ func (p *Platform) catalogNotify(device string, m *manscdp.Message) {
 }
 
 // placeDevice returns the division of a new device from its code, or "".
-func (p *Platform) placeDevice(code string) string {
-	c, err := codes.Parse(code)
-	if err != nil {
-		return ""
-	}
+func (p *Platform) placeDevice(c codes.Code) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return p.placeCode(ctx, "", c)

@@ -14,16 +14,17 @@ import (
 	"github.com/xueliang/xueliang/internal/gb28181/sdp"
 	"github.com/xueliang/xueliang/internal/gb28181/sipserver"
 	"github.com/xueliang/xueliang/internal/media"
+	"github.com/xueliang/xueliang/internal/model"
 )
 
 // Reasons a GB/T 28181 media session fails before any media arrives, for
 // the channel's status (the receiver adds no_packets, wrong_ssrc, not_ps,
 // no_tcp_connection).
 const (
-	ReasonDeviceOffline media.Reason = "device_offline" // the device is not registered
-	ReasonInviteRefused media.Reason = "invite_refused" // the device answered INVITE with an error
-	ReasonNoAnswer      media.Reason = "invite_timeout" // the device did not answer INVITE
-	ReasonBadAnswer     media.Reason = "bad_sdp_answer" // the answer's SDP is unusable
+	ReasonDeviceOffline media.Reason = model.ReasonDeviceOffline // the device is not registered
+	ReasonInviteRefused media.Reason = "invite_refused"          // the device answered INVITE with an error
+	ReasonNoAnswer      media.Reason = "invite_timeout"          // the device did not answer INVITE
+	ReasonBadAnswer     media.Reason = "bad_sdp_answer"          // the answer's SDP is unusable
 )
 
 // Session kinds.

@@ -353,14 +353,20 @@ func (p *Platform) writeStates() {
 		for _, ev := range batch {
 			st := store.DeviceState{
 				Code: ev.DeviceID, Online: ev.State == sipserver.StateOnline, Reason: ev.Reason,
-				RemoteAddr: ev.Addr, At: ev.At, Registered: ev.Reason == "registered",
-				DivisionCode: p.placeDevice(ev.DeviceID),
+				RemoteAddr: ev.Addr, Transport: ev.Transport, At: ev.At, Registered: ev.Registered,
 			}
-			if d, ok := p.sip.Device(ev.DeviceID); ok {
-				st.Transport = d.Transport
-			}
-			if c, err := codes.Parse(ev.DeviceID); err == nil && c.IsPlatform() {
-				st.Kind = model.DeviceKindPlatform
+			p.mu.Lock()
+			_, stored := p.ids[ev.DeviceID]
+			p.mu.Unlock()
+			if ev.Registered && !stored {
+				// Only a new device takes its kind and division from its
+				// code; a stored one keeps what it has.
+				if c, err := codes.Parse(ev.DeviceID); err == nil {
+					st.DivisionCode = p.placeDevice(c)
+					if c.IsPlatform() {
+						st.Kind = model.DeviceKindPlatform
+					}
+				}
 			}
 			states = append(states, st)
 		}
@@ -406,13 +412,9 @@ func (p *Platform) queryDevices() {
 			return
 		case code = <-p.queries:
 		}
-		for _, q := range []*manscdp.Query{
-			manscdp.CatalogQuery(p.nextSN(), code),
-			manscdp.DeviceInfoQuery(p.nextSN(), code),
-			manscdp.DeviceStatusQuery(p.nextSN(), code),
-		} {
-			if err := p.send(p.ctx, code, "", q); err != nil {
-				p.log.Warn("query a device", "device", code, "query", q.CmdType, "err", err)
+		for _, what := range []string{"catalog", "status"} {
+			if err := p.Refresh(p.ctx, code, what); err != nil {
+				p.log.Warn("query a device", "device", code, "query", what, "err", err)
 				break
 			}
 		}

@@ -85,8 +85,11 @@ type Event struct {
 	// "keepalive", "3 keepalives missed (60s interval)", "registration
 	// expired".
 	Reason string
-	Addr   string // where the device's requests come from
-	At     time.Time
+	// Registered is set on the event of a successful REGISTER.
+	Registered bool
+	Addr       string // where the device's requests come from
+	Transport  string // UDP or TCP, of its last request
+	At         time.Time
 }
 
 // Device is what the server knows of a device.
@@ -428,7 +431,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		d.RegisteredAt, d.LastKeepalive = now, now
 		if d.State != StateOnline {
 			d.State = StateOnline
-			ev = &Event{DeviceID: id, State: StateOnline, Reason: "registered", Addr: d.Addr, At: now}
+			ev = &Event{DeviceID: id, State: StateOnline, Reason: "registered", Registered: true, Addr: d.Addr, Transport: d.Transport, At: now}
 		}
 	}
 	s.mu.Unlock()

@@ -168,7 +168,8 @@ type GB struct {
 	// make a device offline.
 	KeepaliveInterval Duration `yaml:"keepalive_interval"`
 	// MediaIP is the IP put in SDP offers for devices to send media to;
-	// default SIPHost. MediaBind is the IP RTP sockets bind to.
+	// default this machine's IP on the route to the device. MediaBind is
+	// the IP RTP sockets bind to.
 	MediaIP   string `yaml:"media_ip"`
 	MediaBind string `yaml:"media_bind"`
 	// RTPPortMin and RTPPortMax bound the ports of media sessions (one

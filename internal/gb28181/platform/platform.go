@@ -51,8 +51,8 @@ type Config struct {
 	KeepaliveInterval time.Duration
 
 	// MediaIP is the IP devices send media to (the c= line of offers);
-	// default the SIP server's advertised host. MediaBind is the IP the
-	// RTP sockets bind to (default 0.0.0.0).
+	// default this machine's IP on the route to the device. MediaBind is
+	// the IP the RTP sockets bind to (default 0.0.0.0).
 	MediaIP   string
 	MediaBind string
 	// RTPPortMin and RTPPortMax bound the media ports (default

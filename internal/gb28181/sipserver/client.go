@@ -188,7 +188,7 @@ func (s *Server) Message(ctx context.Context, deviceID, to string, body []byte) 
 	return err
 }
 
-// Subscribe sends a SUBSCRIBE for event ("Catalog" or "Alarm"; GB/T
+// Subscribe sends a SUBSCRIBE for event ("Catalog", or "presence" for alarms; GB/T
 // 28181-2016 §9.11, §9.7) with a MANSCDP query body and returns the
 // expiry the device granted. expires 0 cancels a subscription.
 func (s *Server) Subscribe(ctx context.Context, deviceID, event string, expires int, body []byte) (int, error) {

@@ -14,7 +14,7 @@ import (
 // Throttle is safe for concurrent use. Its memory is bounded by the keys
 // that failed within the window; Prune drops the others.
 type Throttle struct {
-	Window time.Duration
+	window time.Duration
 	now    func() time.Time
 
 	mu   sync.Mutex
@@ -32,7 +32,7 @@ func NewThrottle(window time.Duration, now func() time.Time) *Throttle {
 	if now == nil {
 		now = time.Now
 	}
-	return &Throttle{Window: window, now: now, keys: map[string]*failures{}}
+	return &Throttle{window: window, now: now, keys: map[string]*failures{}}
 }
 
 // Check reports whether key may try to log in, and if not, for how long
@@ -62,9 +62,9 @@ func (t *Throttle) Fail(key string, limit int) bool {
 		f = &failures{}
 		t.keys[key] = f
 	}
-	f.times = append(dropBefore(f.times, now.Add(-t.Window)), now)
+	f.times = append(dropBefore(f.times, now.Add(-t.window)), now)
 	if len(f.times) >= limit {
-		f.lockedUntil = now.Add(t.Window)
+		f.lockedUntil = now.Add(t.window)
 		return true
 	}
 	return false
@@ -83,7 +83,7 @@ func (t *Throttle) Prune() {
 	defer t.mu.Unlock()
 	now := t.now()
 	for k, f := range t.keys {
-		f.times = dropBefore(f.times, now.Add(-t.Window))
+		f.times = dropBefore(f.times, now.Add(-t.window))
 		if len(f.times) == 0 && !f.lockedUntil.After(now) {
 			delete(t.keys, k)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -727,7 +726,7 @@ func startGBRig(t *testing.T, log *slog.Logger) *gbRig {
 		Store: st, SIPAddr: fmt.Sprintf("127.0.0.1:%d", freeSIPPort(t)), SIPHost: "127.0.0.1",
 		ID: "44180000002000000001", Password: gbBenchPassword, AllowUnknown: true,
 		MediaIP: "127.0.0.1", MediaBind: "127.0.0.1", RTPPortMin: 36000, RTPPortMax: 36999,
-		Log: slog.New(teeHandler{log.Handler(), warn}), Registerer: rig.reg,
+		Log: slog.New(slog.NewMultiHandler(log.Handler(), warn)), Registerer: rig.reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -781,43 +780,6 @@ func (rig *gbRig) waitTargets(n int) []gbTarget {
 	}
 }
 
-// teeHandler sends records to every handler that takes them.
-type teeHandler []slog.Handler
-
-func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	for _, x := range h {
-		if x.Enabled(ctx, l) {
-			return true
-		}
-	}
-	return false
-}
-
-func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
-	var errs []error
-	for _, x := range h {
-		if x.Enabled(ctx, r.Level) {
-			errs = append(errs, x.Handle(ctx, r.Clone()))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	out := make(teeHandler, len(h))
-	for i, x := range h {
-		out[i] = x.WithAttrs(as)
-	}
-	return out
-}
-
-func (h teeHandler) WithGroup(name string) slog.Handler {
-	out := make(teeHandler, len(h))
-	for i, x := range h {
-		out[i] = x.WithGroup(name)
-	}
-	return out
-}
 
 // describeClip reports the bit rate, GOP and keyframe size of a clip.
 func describeClip(t *testing.T, path string) string {

@@ -71,6 +71,23 @@ func (s *Sim) Controls(channelID string) []Control {
 	return nil
 }
 
+// simpleCommands are the DeviceControl elements with a fixed vocabulary
+// (GB/T 28181-2016 A.2.3.1), in the order they are read, and whether the
+// device answers them with a Response (RecordCmd, GuardCmd, AlarmCmd).
+var simpleCommands = []struct {
+	elem   string
+	values map[string]string // element text -> Cmd
+	any    string            // Cmd for any text (AlarmCmd)
+	want   string            // for the error
+	answer bool
+}{
+	{elem: "TeleBoot", values: map[string]string{"Boot": CmdReboot}, want: "Boot"},
+	{elem: "RecordCmd", values: map[string]string{"Record": CmdRecordStart, "StopRecord": CmdRecordStop}, want: "Record or StopRecord", answer: true},
+	{elem: "GuardCmd", values: map[string]string{"SetGuard": CmdGuardSet, "ResetGuard": CmdGuardReset}, want: "SetGuard or ResetGuard", answer: true},
+	{elem: "AlarmCmd", any: CmdAlarmReset, answer: true},
+	{elem: "IFameCmd", values: map[string]string{"Send": CmdIFrame}, want: "Send"},
+}
+
 // errPTZ wraps the reasons a PTZCmd is refused.
 var errPTZ = errors.New("PTZCmd")
 
@@ -194,46 +211,22 @@ func (s *Sim) onControl(d *device, m *manscdp.Message, req *sip.Request, tx sip.
 		}
 		got = append(got, c)
 	}
-	if v, ok := m.Text("TeleBoot"); ok {
-		if v != "Boot" {
-			bad("TeleBoot %q: want Boot", trunc(v))
+	for _, e := range simpleCommands {
+		v, ok := m.Text(e.elem)
+		if !ok {
+			continue
+		}
+		cmd, known := e.values[v]
+		if e.any != "" {
+			cmd, known = e.any, true
+		}
+		if !known {
+			bad("%s %q: want %s", e.elem, trunc(v), e.want)
 			return
 		}
-		got, reboot = append(got, Control{Cmd: CmdReboot, Raw: v}), true
-	}
-	if v, ok := m.Text("RecordCmd"); ok {
-		switch v {
-		case "Record":
-			got = append(got, Control{Cmd: CmdRecordStart, Raw: v})
-		case "StopRecord":
-			got = append(got, Control{Cmd: CmdRecordStop, Raw: v})
-		default:
-			bad("RecordCmd %q: want Record or StopRecord", trunc(v))
-			return
-		}
-		answer = true
-	}
-	if v, ok := m.Text("GuardCmd"); ok {
-		switch v {
-		case "SetGuard":
-			got = append(got, Control{Cmd: CmdGuardSet, Raw: v})
-		case "ResetGuard":
-			got = append(got, Control{Cmd: CmdGuardReset, Raw: v})
-		default:
-			bad("GuardCmd %q: want SetGuard or ResetGuard", trunc(v))
-			return
-		}
-		answer = true
-	}
-	if v, ok := m.Text("AlarmCmd"); ok {
-		got, answer = append(got, Control{Cmd: CmdAlarmReset, Raw: v}), true
-	}
-	if v, ok := m.Text("IFameCmd"); ok {
-		if v != "Send" {
-			bad("IFameCmd %q: want Send", trunc(v))
-			return
-		}
-		got = append(got, Control{Cmd: CmdIFrame, Raw: v})
+		got = append(got, Control{Cmd: cmd, Raw: v})
+		answer = answer || e.answer
+		reboot = reboot || cmd == CmdReboot
 	}
 	if _, ok := m.Text("HomePosition"); ok {
 		enabled, _ := m.Text("HomePosition/Enabled")

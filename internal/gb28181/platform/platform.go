@@ -171,6 +171,7 @@ type Platform struct {
 	known      map[string]bool      // device codes that may register (in the database)
 	divisions  map[string]bool      // division codes in the database
 	missing    map[string]time.Time // codes found missing, and when
+	refused    map[string]time.Time // unknown devices that tried to register, and when
 	alarmsSeen map[string]time.Time // recent alarms, against duplicates
 	waiters    map[waitKey]chan *manscdp.Message
 	records    map[waitKey]chan *manscdp.Collection
@@ -190,6 +191,7 @@ func New(cfg Config) (*Platform, error) {
 		known:      map[string]bool{},
 		divisions:  map[string]bool{},
 		missing:    map[string]time.Time{},
+		refused:    map[string]time.Time{},
 		alarmsSeen: map[string]time.Time{},
 		waiters:    map[waitKey]chan *manscdp.Message{},
 		records:    map[waitKey]chan *manscdp.Collection{},
@@ -316,22 +318,38 @@ func (p *Platform) devicePassword(id string) (string, bool) {
 		return pw, true
 	}
 	p.mu.Lock()
-	known := p.known[id]
+	known, missed := p.known[id], p.refused[id]
 	p.mu.Unlock()
-	if !known && !p.cfg.AllowUnknown {
-		// Added through the API since start?
-		if d, err := p.st.GetDeviceByCode(context.Background(), id); err == nil && d.Kind != model.DeviceKindRTSP {
-			p.mu.Lock()
+	if !known && !p.cfg.AllowUnknown && time.Since(missed) > refusedFor {
+		// Added through the API since start? (A device that is not is
+		// not looked up again for refusedFor: a scanner's REGISTERs
+		// must not become database reads.)
+		d, err := p.st.GetDeviceByCode(context.Background(), id)
+		known = err == nil && d.Kind != model.DeviceKindRTSP
+		p.mu.Lock()
+		if known {
 			p.known[id] = true
-			p.mu.Unlock()
-			known = true
+		} else {
+			if len(p.refused) > 10000 { // a scanner trying many IDs
+				for k, t := range p.refused {
+					if time.Since(t) > refusedFor {
+						delete(p.refused, k)
+					}
+				}
+			}
+			p.refused[id] = time.Now()
 		}
+		p.mu.Unlock()
 	}
 	if known {
 		return p.cfg.Password, p.cfg.Password != ""
 	}
 	return "", false
 }
+
+// refusedFor is how long a device found missing from the database is
+// refused without looking again.
+const refusedFor = 10 * time.Second
 
 // nextSN returns a new MANSCDP serial number.
 func (p *Platform) nextSN() int { return int(p.sn.Add(1)) }

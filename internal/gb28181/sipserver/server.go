@@ -477,6 +477,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request: "+firstLine(err.Error()), nil))
 		return
 	}
+	keepalive := m.CmdType == manscdp.CmdKeepalive // Parse canonicalises known CmdTypes
 	now := s.cfg.Now()
 	s.mu.Lock()
 	d, ok := s.devices[id]
@@ -484,7 +485,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	var ev *Event
 	if registered {
 		d.Addr = req.Source()
-		if strings.EqualFold(m.CmdType, "Keepalive") {
+		if keepalive {
 			d.LastKeepalive = now
 			if d.State != StateOnline {
 				d.State = StateOnline
@@ -502,7 +503,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if ev != nil {
 		s.emit(*ev)
 	}
-	if !strings.EqualFold(m.CmdType, "Keepalive") && s.cfg.OnMessage != nil {
+	if !keepalive && s.cfg.OnMessage != nil {
 		s.cfg.OnMessage(id, m)
 	}
 }

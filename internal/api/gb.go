@@ -55,10 +55,18 @@ type Alarms interface {
 var errNoGB = &Error{Status: http.StatusNotImplemented, Code: "gb28181_disabled",
 	Message: "GB/T 28181 is not enabled on this server (set gb28181.enabled)"}
 
-func (s *Server) postPTZ(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
+// needGB makes a handler of the GB/T 28181 side answer errNoGB when that
+// side is not configured.
+func needGB(h func(*Server, http.ResponseWriter, *http.Request) error) func(*Server, http.ResponseWriter, *http.Request) error {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) error {
+		if s.cfg.GB == nil {
+			return errNoGB
+		}
+		return h(s, w, r)
 	}
+}
+
+func (s *Server) postPTZ(w http.ResponseWriter, r *http.Request) error {
 	id, _ := pathID(r)
 	var in struct {
 		Pan   int `json:"pan"`
@@ -91,9 +99,6 @@ func (s *Server) postPTZ(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) postPreset(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	id, _ := pathID(r)
 	var in struct {
 		Action string `json:"action"`
@@ -110,9 +115,6 @@ func (s *Server) postPreset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getPresets(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	id, _ := pathID(r)
 	p, err := s.cfg.GB.Presets(r.Context(), id)
 	if err != nil {
@@ -132,9 +134,6 @@ func (s *Server) postDeviceControl(w http.ResponseWriter, r *http.Request) error
 // command serves {"command": "..."} to a channel or device: 204 when do
 // succeeds.
 func (s *Server) command(w http.ResponseWriter, r *http.Request, do func(gb GB, id int64, cmd string) error) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	id, _ := pathID(r)
 	var in struct {
 		Command string `json:"command"`
@@ -150,9 +149,6 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request, do func(gb GB, 
 }
 
 func (s *Server) getDeviceConfig(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	id, _ := pathID(r)
 	c, err := s.cfg.GB.DeviceConfig(r.Context(), id)
 	if err != nil {
@@ -162,9 +158,6 @@ func (s *Server) getDeviceConfig(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getDeviceRecordings(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	id, _ := pathID(r)
 	from, to, err := timeRange(r.URL.Query())
 	if err != nil {
@@ -189,9 +182,6 @@ type devicePlaybackJSON struct {
 }
 
 func (s *Server) createDevicePlayback(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	id, _ := pathID(r)
 	var in struct {
 		Start time.Time `json:"start"`
@@ -227,9 +217,6 @@ func (s *Server) createDevicePlayback(w http.ResponseWriter, r *http.Request) er
 }
 
 func (s *Server) controlDevicePlayback(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.GB == nil {
-		return errNoGB
-	}
 	sid, err := strconv.ParseInt(r.PathValue("stream"), 10, 64)
 	if err != nil || sid <= 0 {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_id", Message: fmt.Sprintf("stream must be a positive integer, got %q", r.PathValue("stream"))}

@@ -780,7 +780,6 @@ func (rig *gbRig) waitTargets(n int) []gbTarget {
 	}
 }
 
-
 // describeClip reports the bit rate, GOP and keyframe size of a clip.
 func describeClip(t *testing.T, path string) string {
 	c, err := sim.LoadClip(path)

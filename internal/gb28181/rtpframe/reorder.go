@@ -25,6 +25,7 @@ type ReorderStats struct {
 	Lost       uint64 // sequence numbers given up on (never arrived in time)
 	Duplicates uint64 // packets received twice
 	Late       uint64 // packets arriving after their sequence number was given up on, or far out of sequence
+	Reordered  uint64 // packets taken that arrived after a later sequence number (and were put back in place)
 	Resets     uint64 // SSRC changes and confirmed sequence jumps
 }
 
@@ -46,6 +47,7 @@ type Reorder struct {
 	started bool
 	ssrc    uint32
 	next    uint16 // sequence number to emit next
+	highest uint16 // highest sequence number taken since the (re)start
 	badSeq  uint32 // RFC 3550 A.1 probation: expected seq of a confirming packet, or >0xFFFF
 	slots   []slot
 	pending int // slots in slotPending: timeout has nothing to do at 0
@@ -89,11 +91,13 @@ func NewReorder(window int, maxDelay time.Duration) *Reorder {
 func (r *Reorder) Stats() ReorderStats { return r.stats }
 
 // Push adds pkt, received at now, and returns the packets that are now in
-// order. The returned slice is reused by the next call to Push or Flush.
-func (r *Reorder) Push(pkt *rtp.Packet, now time.Time) []*rtp.Packet {
+// order, and whether pkt was taken (false for a duplicate or a packet too
+// late or too far out of sequence: the caller may reuse it at once). The
+// returned slice is reused by the next call to Push or Flush.
+func (r *Reorder) Push(pkt *rtp.Packet, now time.Time) (ordered []*rtp.Packet, taken bool) {
 	r.out = r.out[:0]
 	if pkt == nil {
-		return r.out
+		return r.out, false
 	}
 	r.stats.Received++
 	seq := pkt.SequenceNumber
@@ -108,7 +112,7 @@ func (r *Reorder) Push(pkt *rtp.Packet, now time.Time) []*rtp.Packet {
 		if uint32(seq) != r.badSeq {
 			r.badSeq = uint32(seq + 1)
 			r.stats.Late++
-			return r.timeout(now)
+			return r.timeout(now), false
 		}
 		r.stats.Resets++
 		r.restart(r.ssrc, seq)
@@ -123,10 +127,15 @@ func (r *Reorder) Push(pkt *rtp.Packet, now time.Time) []*rtp.Packet {
 		} else {
 			r.stats.Late++
 		}
-		return r.timeout(now)
+		return r.timeout(now), false
 	case d < r.window && s.seq == seq && s.state == slotPending:
 		r.stats.Duplicates++
-		return r.timeout(now)
+		return r.timeout(now), false
+	}
+	if int16(seq-r.highest) < 0 {
+		r.stats.Reordered++
+	} else {
+		r.highest = seq
 	}
 	for d >= r.window {
 		r.skip() // make room: give up on r.next
@@ -135,7 +144,7 @@ func (r *Reorder) Push(pkt *rtp.Packet, now time.Time) []*rtp.Packet {
 	*s = slot{state: slotPending, seq: seq, at: now, pkt: pkt}
 	r.pending++
 	r.drain()
-	return r.timeout(now)
+	return r.timeout(now), true
 }
 
 // Flush gives up on missing packets that have been waited for longer than
@@ -159,7 +168,7 @@ func (r *Reorder) restart(ssrc uint32, seq uint16) {
 	}
 	clear(r.slots)
 	r.pending = 0
-	r.started, r.ssrc, r.next, r.badSeq = true, ssrc, seq, 1<<16
+	r.started, r.ssrc, r.next, r.highest, r.badSeq = true, ssrc, seq, seq, 1<<16
 }
 
 // timeout skips a gap whose first following packet has waited too long.

@@ -75,13 +75,11 @@ type session struct {
 
 	// Reordering (UDP only: nil over TCP) and the recycling of the packets
 	// it holds.
-	reorder    *rtpframe.Reorder
-	rstats     rtpframe.ReorderStats
-	maxSeq     uint16 // highest sequence number pushed
-	seqStarted bool
-	freePkts   []*rtp.Packet
-	freeBufs   [][]byte
-	tcpPkt     rtp.Packet
+	reorder  *rtpframe.Reorder
+	rstats   rtpframe.ReorderStats // the loss counters last copied to cnt
+	freePkts []*rtp.Packet
+	freeBufs [][]byte
+	tcpPkt   rtp.Packet
 
 	// The ordered packets given to the demuxer.
 	haveSeq    bool
@@ -180,18 +178,11 @@ func (s *session) handle(b []byte, now time.Time) error {
 	// The reorder buffer keeps the packet: give it a copy of the payload.
 	buf := s.getBuf(len(pkt.Payload))
 	pkt.Payload = buf[:copy(buf, pkt.Payload)]
-	seq := pkt.SequenceNumber
-	ordered := s.reorder.Push(pkt, now)
-	st := s.reorder.Stats()
-	switch {
-	case st.Duplicates+st.Late > s.rstats.Duplicates+s.rstats.Late:
-		s.putPacket(pkt, true) // refused, not kept
-	case !s.seqStarted || st.Resets > s.rstats.Resets || int16(seq-s.maxSeq) > 0:
-		s.seqStarted, s.maxSeq = true, seq
-	case seq != s.maxSeq:
-		s.cnt.reordered.Add(1)
+	ordered, taken := s.reorder.Push(pkt, now)
+	if !taken {
+		s.putPacket(pkt, true)
 	}
-	s.setReorderStats(st)
+	s.setReorderStats(s.reorder.Stats())
 	return s.demuxOrdered(ordered, now)
 }
 
@@ -226,9 +217,16 @@ func (s *session) wantSSRC() uint32 {
 	return s.ssrc
 }
 
+// setReorderStats copies the reorder buffer's loss counters to the
+// session's, when they changed (rarely: not per in-order packet).
 func (s *session) setReorderStats(st rtpframe.ReorderStats) {
+	if st.Lost == s.rstats.Lost && st.Reordered == s.rstats.Reordered &&
+		st.Duplicates == s.rstats.Duplicates && st.Late == s.rstats.Late {
+		return
+	}
 	s.rstats = st
 	s.cnt.lost.Store(st.Lost)
+	s.cnt.reordered.Store(st.Reordered)
 	s.cnt.duplicates.Store(st.Duplicates)
 	s.cnt.late.Store(st.Late)
 }
